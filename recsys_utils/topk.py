@@ -12,7 +12,8 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     ``exclude`` (same shape, any stored cell counts) removes cells from the ranking, e.g. the
     items a user has already seen. Ties are broken by the lower column index within the list,
     deterministically among the k selected; which of several items tied at the k-th place is kept
-    is decided by ``np.argpartition`` (deterministic for the same input). Rows with fewer than ``k`` rankable cells are padded with -1.
+    is decided by ``np.argpartition`` (deterministic for the same input). Rows with fewer than
+    ``k`` rankable cells are padded with -1.
     ``scores`` is not modified.
     """
     scores = np.asarray(scores)

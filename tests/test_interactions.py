@@ -6,11 +6,13 @@ from recsys_utils.data.interactions import IdIndex, Interactions
 
 
 def frame():
-    return pd.DataFrame({
-        "user_id": ["a", "a", "b", "c", "a"],
-        "item_id": [10, 20, 10, 30, 10],
-        "event": ["view", "purchase", "view", "add_to_cart", "view"],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "c", "a"],
+            "item_id": [10, 20, 10, 30, 10],
+            "event": ["view", "purchase", "view", "add_to_cart", "view"],
+        }
+    )
 
 
 def test_aggregates_event_weights_and_maps_both_ways():

@@ -28,9 +28,11 @@ def test_hand_computed_protocol():
     train = build([("u1", "a"), ("u2", "b")], users, items)
     # u1's test items: a (already seen in train, so not relevant) and c; u2: d, e; u3: cold user
     test = build([("u1", "a"), ("u1", "c"), ("u2", "d"), ("u2", "e"), ("u3", "a")], users, items)
-    scores = [[5, 4, 3, 2, 1],   # u1: a excluded (seen) -> ranking b, c, d, e -> hit at rank 2
-              [1, 9, 8, 7, 6],   # u2: b excluded -> c, d, e -> hits at ranks 2 and 3
-              [0, 0, 0, 0, 0]]
+    scores = [
+        [5, 4, 3, 2, 1],  # u1: a excluded (seen) -> ranking b, c, d, e -> hit at rank 2
+        [1, 9, 8, 7, 6],  # u2: b excluded -> c, d, e -> hits at ranks 2 and 3
+        [0, 0, 0, 0, 0],
+    ]
     result = evaluate(FixedScores(scores).fit(train), train, test, k=2)
     ndcg_u1 = (1 / np.log2(3)) / 1.0
     ndcg_u2 = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
@@ -50,8 +52,12 @@ def test_compare_fits_and_reports_each_model():
     users, items = IdIndex(frame.user_id, "user_id"), IdIndex(frame.item_id, "item_id")
     train = Interactions.from_frame(frame.iloc[:200], users, items)
     test = Interactions.from_frame(frame.iloc[200:], users, items)
-    table = compare({"a": FixedScores(rng.random((30, 20))), "b": FixedScores(rng.random((30, 20)))},
-                    train, test, k=(5, 10))
+    table = compare(
+        {"a": FixedScores(rng.random((30, 20))), "b": FixedScores(rng.random((30, 20)))},
+        train,
+        test,
+        k=(5, 10),
+    )
     assert list(table.index) == ["a", "b"]
     assert {"ndcg@5", "ndcg@10", "recall@10", "fit_seconds", "users"} <= set(table.columns)
 

@@ -12,8 +12,13 @@ def world():
 
 def lists(world, items_per_user, users):
     k = items_per_user.shape[1]
-    return pd.DataFrame({"user_id": np.repeat(users, k), "item_id": items_per_user.ravel(),
-                         "rank": np.tile(np.arange(1, k + 1), len(users))})
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(users, k),
+            "item_id": items_per_user.ravel(),
+            "rank": np.tile(np.arange(1, k + 1), len(users)),
+        }
+    )
 
 
 def test_truth_ranked_lists_get_more_clicks_than_random(world):

@@ -9,11 +9,14 @@ from recsys_utils.data.splits import leave_last_out, random_split, temporal_spli
 def events():
     rng = np.random.default_rng(0)
     n = 2000
-    return pd.DataFrame({
-        "user_id": rng.integers(0, 100, n),
-        "item_id": rng.integers(0, 50, n),
-        "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 60 * 86400, n), unit="s"),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 100, n),
+            "item_id": rng.integers(0, 50, n),
+            "timestamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 60 * 86400, n), unit="s"),
+        }
+    )
 
 
 def row_keys(frame):

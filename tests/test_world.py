@@ -37,7 +37,9 @@ def test_size_is_a_few_hundred_thousand_events(world, events):
 
 
 def test_long_tail_popularity(world, events):
-    counts = events.item_id.value_counts().reindex(world.items.item_id, fill_value=0).sort_values(ascending=False)
+    counts = (
+        events.item_id.value_counts().reindex(world.items.item_id, fill_value=0).sort_values(ascending=False)
+    )
     top_share = counts.iloc[: len(counts) // 10].sum() / counts.sum()
     assert 0.35 <= top_share <= 0.70
 
@@ -60,15 +62,21 @@ def test_funnel_and_segment_differences(world, events):
 
 def behaviour_features(world, events):
     items = world.items.set_index("item_id")
-    frame = events.join(items[["top_category", "price"]].rename(columns={"price": "price_item"}), on="item_id")
+    frame = events.join(
+        items[["top_category", "price"]].rename(columns={"price": "price_item"}), on="item_id"
+    )
     views = frame[frame.event == "view"]
     shares = pd.crosstab(views.user_id, views.top_category, normalize="index")
     rates = pd.crosstab(frame.user_id, frame.event)
     features = shares.join(np.log1p(rates)).join(
-        views.groupby("user_id").price_item.apply(lambda p: np.log(p).mean()).rename("log_price"))
+        views.groupby("user_id").price_item.apply(lambda p: np.log(p).mean()).rename("log_price")
+    )
     hours = frame.timestamp.dt.hour.to_numpy() / 24 * 2 * np.pi
-    features = features.join(pd.DataFrame({"user_id": frame.user_id, "sin": np.sin(hours), "cos": np.cos(hours)})
-                             .groupby("user_id").mean())
+    features = features.join(
+        pd.DataFrame({"user_id": frame.user_id, "sin": np.sin(hours), "cos": np.cos(hours)})
+        .groupby("user_id")
+        .mean()
+    )
     devices = pd.crosstab(frame.user_id, frame.device, normalize="index").add_prefix("device_")
     features = features.join(devices)
     return features.fillna(0.0)
@@ -92,7 +100,7 @@ def test_sequential_dependence_within_sessions(world, events):
     same_session = session[1:] == session[:-1]
     same_category = (category[1:] == category[:-1])[same_session].mean()
     p = pd.Series(category).value_counts(normalize=True)
-    chance = float((p ** 2).sum())
+    chance = float((p**2).sum())
     assert same_category >= 5 * chance, (same_category, chance)
 
 
@@ -105,7 +113,7 @@ def test_new_users_and_items_keep_arriving(dataset, world):
     assert cold_users >= 0.03
     assert cold_items >= 10
     launches = world.items.launch_time
-    weeks = ((launches - world.start).dt.days // 7)
+    weeks = (launches - world.start).dt.days // 7
     assert weeks[weeks >= 0].nunique() >= world.config.n_weeks - 1  # launches every week
 
 

@@ -39,13 +39,18 @@ class Dataset:
     extras: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name}: {len(self.interactions):,} interactions, "
-                f"{self.interactions['user_id'].nunique():,} users, {len(self.items):,} items)")
+        return (
+            f"Dataset({self.name}: {len(self.interactions):,} interactions, "
+            f"{self.interactions['user_id'].nunique():,} users, {len(self.items):,} items)"
+        )
 
     def temporal_split(self, validation: bool = True) -> DataSplit:
-        """The course's main protocol: the last ``test_days`` test, the ``validation_days`` before validate."""
-        return temporal_split(self.interactions, test_days=self.test_days,
-                              validation_days=self.validation_days if validation else None)
+        """The main protocol: the last ``test_days`` test, the ``validation_days`` before validate."""
+        return temporal_split(
+            self.interactions,
+            test_days=self.test_days,
+            validation_days=self.validation_days if validation else None,
+        )
 
     @property
     def period(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -67,12 +72,20 @@ def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
     return decorate
 
 
-def load_dataset(name: str = "marketplace", seed: int = 42, data_dir: str | Path = "data", **kwargs) -> Dataset:
+def load_dataset(
+    name: str = "marketplace", seed: int = 42, data_dir: str | Path = "data", **kwargs
+) -> Dataset:
     """Load a dataset by name (see :data:`DATASETS`)."""
     _import_loaders()
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
     return DATASETS[name](seed=seed, data_dir=Path(data_dir), **kwargs)
+
+
+def dataset_names() -> list[str]:
+    """Names accepted by :func:`load_dataset` (and by ``RECSYS_DATASET``)."""
+    _import_loaders()
+    return sorted(DATASETS)
 
 
 def _import_loaders() -> None:

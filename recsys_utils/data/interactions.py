@@ -82,14 +82,15 @@ class Interactions:
 
         ``weight`` chooses the value of each row: ``"auto"`` (the default: :data:`EVENT_WEIGHTS`
         of the ``event`` column when there is one, else 1), the name of a numeric column, a
-        mapping from the ``event`` column to weights, or ``None`` for 1 per row. Repeated (user, item) pairs are summed; ``binary``
-        turns every stored value into 1. Rows with ids missing from given ``users``/``items``
-        raise, unless ``drop_unknown`` is set.
+        mapping from the ``event`` column to weights, or ``None`` for 1 per row. Repeated
+        (user, item) pairs are summed; ``binary`` turns every stored value into 1. Rows with
+        ids missing from given ``users``/``items`` raise, unless ``drop_unknown`` is set.
         """
         for column in (USER, ITEM):
             if column not in frame.columns:
-                raise KeyError(f"Interactions.from_frame: missing column '{column}' "
-                               f"(columns are {list(frame.columns)})")
+                raise KeyError(
+                    f"Interactions.from_frame: missing column '{column}' (columns are {list(frame.columns)})"
+                )
         users = users if users is not None else IdIndex(frame[USER].to_numpy(), USER)
         items = items if items is not None else IdIndex(frame[ITEM].to_numpy(), ITEM)
         missing = "ignore" if drop_unknown else "raise"
@@ -148,8 +149,10 @@ class Interactions:
         )
 
     def __repr__(self) -> str:
-        return (f"Interactions(users={self.n_users}, items={self.n_items}, nnz={self.nnz}, "
-                f"density={self.density:.4%})")
+        return (
+            f"Interactions(users={self.n_users}, items={self.n_items}, nnz={self.nnz}, "
+            f"density={self.density:.4%})"
+        )
 
 
 def _row_weights(frame: pd.DataFrame, weight: str | dict | None) -> np.ndarray:
@@ -163,8 +166,7 @@ def _row_weights(frame: pd.DataFrame, weight: str | dict | None) -> np.ndarray:
         values = pd.to_numeric(frame[weight], errors="coerce").to_numpy(dtype=np.float32)
         if np.isnan(values).any():
             bad = int(np.flatnonzero(np.isnan(values))[0])
-            raise ValueError(f"Interactions.from_frame: non-numeric weight in column '{weight}' "
-                             f"at row {bad}")
+            raise ValueError(f"Interactions.from_frame: non-numeric weight in column '{weight}' at row {bad}")
         return values
     mapped = frame[EVENT].map(weight)
     if mapped.isna().any():

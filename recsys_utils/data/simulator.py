@@ -57,8 +57,12 @@ class Simulator:
         out = self.expected(recommendations, at)
         draw = self.rng.random(len(out))
         out["clicked"] = draw < out["p_click"].to_numpy()
-        buy_given_click = np.divide(out["p_purchase"].to_numpy(), out["p_click"].to_numpy(),
-                                    out=np.zeros(len(out)), where=out["p_click"].to_numpy() > 0)
+        buy_given_click = np.divide(
+            out["p_purchase"].to_numpy(),
+            out["p_click"].to_numpy(),
+            out=np.zeros(len(out)),
+            where=out["p_click"].to_numpy() > 0,
+        )
         out["purchased"] = out["clicked"].to_numpy() & (self.rng.random(len(out)) < buy_given_click)
         return out
 
@@ -86,6 +90,12 @@ class OracleRecommender(Recommender):
 
         self._check_fitted()
         world = self.world
-        scores = utility(world.latent, self._users[np.asarray(user_indices)], self._items,
-                         world.seconds(self.at), world.config, available_only=True)
+        scores = utility(
+            world.latent,
+            self._users[np.asarray(user_indices)],
+            self._items,
+            world.seconds(self.at),
+            world.config,
+            available_only=True,
+        )
         return np.where(np.isfinite(scores), scores, -1e6).astype(np.float32)

@@ -36,8 +36,9 @@ class DataSplit:
         parts = {"train": self.train, "validation": self.validation, "test": self.test}
         return {key: (0 if part is None else len(part)) for key, part in parts.items()}
 
-    def to_interactions(self, users: IdIndex | None = None, items: IdIndex | None = None,
-                        weight="auto", binary: bool = False) -> MatrixSplit:
+    def to_interactions(
+        self, users: IdIndex | None = None, items: IdIndex | None = None, weight="auto", binary: bool = False
+    ) -> MatrixSplit:
         """Matrices of the parts over one shared index (default: every id in any part)."""
         frames = [f for f in (self.train, self.validation, self.test) if f is not None]
         if users is None:
@@ -78,12 +79,15 @@ def _check_frame(frame: pd.DataFrame, needs_time: bool, where: str) -> None:
         raise ValueError(f"{where}: the frame is empty")
 
 
-def random_split(frame: pd.DataFrame, test_fraction: float = 0.2, validation_fraction: float = 0.0,
-                 seed: int = 42) -> DataSplit:
+def random_split(
+    frame: pd.DataFrame, test_fraction: float = 0.2, validation_fraction: float = 0.0, seed: int = 42
+) -> DataSplit:
     """Assign each row to train / validation / test at random (ignores time: leaks the future)."""
     _check_frame(frame, needs_time=False, where="random_split")
     if not 0 < test_fraction < 1 or not 0 <= validation_fraction < 1 - test_fraction:
-        raise ValueError("random_split: need 0 < test_fraction < 1 and 0 <= validation_fraction < 1 - test_fraction")
+        raise ValueError(
+            "random_split: need 0 < test_fraction < 1 and 0 <= validation_fraction < 1 - test_fraction"
+        )
     draw = np.random.default_rng(seed).random(len(frame))
     test = draw < test_fraction
     validation = (draw >= test_fraction) & (draw < test_fraction + validation_fraction)
@@ -91,8 +95,13 @@ def random_split(frame: pd.DataFrame, test_fraction: float = 0.2, validation_fra
     return DataSplit(frame[train], frame[test], frame[validation] if validation_fraction else None, "random")
 
 
-def temporal_split(frame: pd.DataFrame, test_start=None, validation_start=None,
-                   test_days: float | None = None, validation_days: float | None = None) -> DataSplit:
+def temporal_split(
+    frame: pd.DataFrame,
+    test_start=None,
+    validation_start=None,
+    test_days: float | None = None,
+    validation_days: float | None = None,
+) -> DataSplit:
     """Global temporal split: rows before ``validation_start`` train, then validation, then test.
 
     Give the cut-offs as timestamps, or as ``test_days`` / ``validation_days`` counted back from
@@ -116,23 +125,31 @@ def temporal_split(frame: pd.DataFrame, test_start=None, validation_start=None,
     validation = (time >= validation_start) & (time < test_start)
     test = time >= test_start
     if not train.any() or not test.any():
-        raise ValueError(f"temporal_split: empty train or test for cut-offs {validation_start} / {test_start} "
-                         f"(data spans {time.min()} to {end})")
+        raise ValueError(
+            f"temporal_split: empty train or test for cut-offs {validation_start} / {test_start} "
+            f"(data spans {time.min()} to {end})"
+        )
     has_validation = validation_start < test_start
-    return DataSplit(frame[train.to_numpy()], frame[test.to_numpy()],
-                     frame[validation.to_numpy()] if has_validation else None, "temporal")
+    return DataSplit(
+        frame[train.to_numpy()],
+        frame[test.to_numpy()],
+        frame[validation.to_numpy()] if has_validation else None,
+        "temporal",
+    )
 
 
-def leave_last_out(frame: pd.DataFrame, n_test: int = 1, n_validation: int = 0,
-                   min_train: int = 1) -> DataSplit:
+def leave_last_out(
+    frame: pd.DataFrame, n_test: int = 1, n_validation: int = 0, min_train: int = 1
+) -> DataSplit:
     """Hold out each user's latest ``n_test`` rows (and the ``n_validation`` before them).
 
     Users with fewer than ``min_train + n_test + n_validation`` rows stay wholly in train.
     Ties in time are broken by the original row order.
     """
     _check_frame(frame, needs_time=True, where="leave_last_out")
-    order = np.lexsort((np.arange(len(frame)), pd.to_datetime(frame[TIMESTAMP]).to_numpy(),
-                        pd.factorize(frame[USER])[0]))
+    order = np.lexsort(
+        (np.arange(len(frame)), pd.to_datetime(frame[TIMESTAMP]).to_numpy(), pd.factorize(frame[USER])[0])
+    )
     users_sorted = pd.factorize(frame[USER])[0][order]
     counts = np.bincount(users_sorted)
     # position of each row counted from the user's last row (0 = latest)

@@ -116,8 +116,16 @@ class Marketplace:
     - ``raw``: the four messy sources and their truth table (built on first access)
     """
 
-    def __init__(self, config: WorldConfig, latent: Latent, users: pd.DataFrame, items: pd.DataFrame,
-                 interactions: pd.DataFrame, reviews: pd.DataFrame, cancelled: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        config: WorldConfig,
+        latent: Latent,
+        users: pd.DataFrame,
+        items: pd.DataFrame,
+        interactions: pd.DataFrame,
+        reviews: pd.DataFrame,
+        cancelled: pd.DataFrame,
+    ) -> None:
         self.config = config
         self.latent = latent
         self.users = users
@@ -131,19 +139,23 @@ class Marketplace:
         self._item_pos = pd.Index(items[ITEM].to_numpy())
 
     def __repr__(self) -> str:
-        return (f"Marketplace(users={len(self.users)}, items={len(self.items)}, "
-                f"events={len(self.interactions)}, {self.start.date()} to {self.end.date()})")
+        return (
+            f"Marketplace(users={len(self.users)}, items={len(self.items)}, "
+            f"events={len(self.interactions)}, {self.start.date()} to {self.end.date()})"
+        )
 
     @cached_property
     def user_truth(self) -> pd.DataFrame:
         lat = self.latent
-        return pd.DataFrame({
-            USER: self.users[USER].to_numpy(),
-            SEGMENT: np.asarray(list(tx.SEGMENTS))[lat.segment],
-            "price_sensitivity": lat.price_sensitivity,
-            "sessions_per_week": lat.activity,
-            "peak_hour": lat.peak_hour,
-        })
+        return pd.DataFrame(
+            {
+                USER: self.users[USER].to_numpy(),
+                SEGMENT: np.asarray(list(tx.SEGMENTS))[lat.segment],
+                "price_sensitivity": lat.price_sensitivity,
+                "sessions_per_week": lat.activity,
+                "peak_hour": lat.peak_hour,
+            }
+        )
 
     @cached_property
     def raw(self):
@@ -208,8 +220,14 @@ def _time_terms(lat: Latent, items: np.ndarray, seconds: float, config: WorldCon
     return APPEAL_WEIGHT * lat.appeal[items] + fresh, (lat.promo[items] & in_promo)
 
 
-def utility(lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float, config: WorldConfig,
-            available_only: bool = True) -> np.ndarray:
+def utility(
+    lat: Latent,
+    users: np.ndarray,
+    items: np.ndarray,
+    seconds: float,
+    config: WorldConfig,
+    available_only: bool = True,
+) -> np.ndarray:
     """Utility matrix (len(users), len(items)) at a moment; -inf for items not yet launched."""
     progress = np.clip(seconds / (config.n_weeks * SECONDS_PER_WEEK), 0.0, 1.0)
     emb = lat.embedding[users] + progress * lat.drift[users]
@@ -226,8 +244,9 @@ def utility(lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float, c
     return u.astype(np.float64)
 
 
-def pair_utility(lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float,
-                 config: WorldConfig) -> np.ndarray:
+def pair_utility(
+    lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float, config: WorldConfig
+) -> np.ndarray:
     """Utility of aligned (user, item) pairs at a moment (ignores availability)."""
     progress = np.clip(seconds / (config.n_weeks * SECONDS_PER_WEEK), 0.0, 1.0)
     emb = lat.embedding[users] + progress * lat.drift[users]
@@ -240,8 +259,9 @@ def pair_utility(lat: Latent, users: np.ndarray, items: np.ndarray, seconds: flo
     return u
 
 
-def standardised_utility(lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float,
-                         config: WorldConfig) -> np.ndarray:
+def standardised_utility(
+    lat: Latent, users: np.ndarray, items: np.ndarray, seconds: float, config: WorldConfig
+) -> np.ndarray:
     """Pair utilities standardised by each user's mean and spread over the available catalogue."""
     unique, inverse = np.unique(users, return_inverse=True)
     full = utility(lat, unique, np.arange(len(lat.appeal)), seconds, config, available_only=True)
@@ -266,8 +286,9 @@ def _make_items(config: WorldConfig, rng: np.random.Generator) -> tuple[pd.DataF
 
     brand_slot = rng.integers(0, len(tx.BRAND_TIERS), size=config.n_items)
     brand = np.array([tx.BRANDS[tops[t]][b] for t, b in zip(top, brand_slot, strict=True)], dtype=object)
-    typical = np.array([tx.TAXONOMY[tops[leaf_top[i]]][name.split(" > ")[1]][0]
-                        for i, name in enumerate(leaves)])
+    typical = np.array(
+        [tx.TAXONOMY[tops[leaf_top[i]]][name.split(" > ")[1]][0] for i, name in enumerate(leaves)]
+    )
     log_rel = np.log(np.asarray(tx.BRAND_TIERS))[brand_slot] + rng.normal(0.0, 0.3, config.n_items)
     price = np.round(typical[leaf] * np.exp(log_rel), 0) - 0.01
     price = np.maximum(price, 0.99)
@@ -286,7 +307,9 @@ def _make_items(config: WorldConfig, rng: np.random.Generator) -> tuple[pd.DataF
     promo = rng.random(config.n_items) < config.promo_share
 
     adjective = np.asarray(tx.ADJECTIVES, dtype=object)[rng.integers(0, len(tx.ADJECTIVES), config.n_items)]
-    suffix = np.asarray(tx.MODEL_SUFFIXES, dtype=object)[rng.integers(0, len(tx.MODEL_SUFFIXES), config.n_items)]
+    suffix = np.asarray(tx.MODEL_SUFFIXES, dtype=object)[
+        rng.integers(0, len(tx.MODEL_SUFFIXES), config.n_items)
+    ]
     noun_pick = rng.integers(0, 3, config.n_items)
     titles = []
     for i in range(config.n_items):  # one string per item: titles are built once, not per event
@@ -296,18 +319,28 @@ def _make_items(config: WorldConfig, rng: np.random.Generator) -> tuple[pd.DataF
 
     item_ids = 200001 + rng.permutation(config.n_items)
     start = pd.Timestamp(config.start)
-    items = pd.DataFrame({
-        ITEM: item_ids,
-        TITLE: titles,
-        CATEGORY: np.asarray(leaves, dtype=object)[leaf],
-        "top_category": np.asarray(tops, dtype=object)[top],
-        "brand": brand,
-        PRICE: price,
-        "launch_time": start + pd.to_timedelta(np.round(launch), unit="s"),
-    })
-    parts = dict(item_leaf=leaf, item_embedding=item_embedding, appeal=appeal,
-                 relative_price=np.log(price / typical[leaf]), launch_seconds=launch, promo=promo,
-                 leaf_bounds=bounds, leaf_top=leaf_top, centroids=centroids)
+    items = pd.DataFrame(
+        {
+            ITEM: item_ids,
+            TITLE: titles,
+            CATEGORY: np.asarray(leaves, dtype=object)[leaf],
+            "top_category": np.asarray(tops, dtype=object)[top],
+            "brand": brand,
+            PRICE: price,
+            "launch_time": start + pd.to_timedelta(np.round(launch), unit="s"),
+        }
+    )
+    parts = dict(
+        item_leaf=leaf,
+        item_embedding=item_embedding,
+        appeal=appeal,
+        relative_price=np.log(price / typical[leaf]),
+        launch_seconds=launch,
+        promo=promo,
+        leaf_bounds=bounds,
+        leaf_top=leaf_top,
+        centroids=centroids,
+    )
     return items, parts
 
 
@@ -333,13 +366,17 @@ def _make_users(config: WorldConfig, rng: np.random.Generator, item_parts: dict)
     embedding = seg_centre[segment] + rng.normal(0.0, 1.0, (n, d))
     drift = rng.normal(0.0, 0.5, (n, d))
 
-    spec_arr = {key: np.array([s[key] for s in specs]) for key in
-                ("price_sensitivity", "activity", "peak_hour")}
+    spec_arr = {
+        key: np.array([s[key] for s in specs]) for key in ("price_sensitivity", "activity", "peak_hour")
+    }
     price_sensitivity = spec_arr["price_sensitivity"][segment] + rng.normal(0.0, 0.4, n)
     activity = config.sessions_per_week * np.exp(
-        spec_arr["activity"][segment] + rng.normal(0.0, config.activity_sigma, n))
+        spec_arr["activity"][segment] + rng.normal(0.0, config.activity_sigma, n)
+    )
     peak_hour = (spec_arr["peak_hour"][segment] + rng.normal(0.0, 1.5, n)) % 24
-    device_probs = rng.dirichlet(np.ones(3) * 2, n) * 0.4 + 0.6 * np.array([s["devices"] for s in specs])[segment]
+    device_probs = (
+        rng.dirichlet(np.ones(3) * 2, n) * 0.4 + 0.6 * np.array([s["devices"] for s in specs])[segment]
+    )
 
     horizon = config.n_weeks * SECONDS_PER_WEEK
     new = rng.random(n) < config.share_new_users
@@ -357,23 +394,39 @@ def _make_users(config: WorldConfig, rng: np.random.Generator, item_parts: dict)
     level = np.asarray(tx.MEMBER_LEVELS, dtype=object)[np.minimum((spend_rank * 4).astype(int), 3)]
 
     start = pd.Timestamp(config.start)
-    users = pd.DataFrame({
-        USER: 10001 + np.arange(n),
-        "signup_time": start + pd.to_timedelta(np.round(signup), unit="s"),
-        "age": age,
-        "gender": np.where(female, "F", "M"),
-        "city": city,
-        "city_tier": tier + 1,
-        "member_level": level,
-    })
-    parts = dict(segment=segment, taste=taste, embedding=embedding, drift=drift,
-                 price_sensitivity=price_sensitivity, activity=activity, peak_hour=peak_hour,
-                 device_probs=device_probs, signup_seconds=signup)
+    users = pd.DataFrame(
+        {
+            USER: 10001 + np.arange(n),
+            "signup_time": start + pd.to_timedelta(np.round(signup), unit="s"),
+            "age": age,
+            "gender": np.where(female, "F", "M"),
+            "city": city,
+            "city_tier": tier + 1,
+            "member_level": level,
+        }
+    )
+    parts = dict(
+        segment=segment,
+        taste=taste,
+        embedding=embedding,
+        drift=drift,
+        price_sensitivity=price_sensitivity,
+        activity=activity,
+        peak_hour=peak_hour,
+        device_probs=device_probs,
+        signup_seconds=signup,
+    )
     return users, parts
 
 
-def _sample_rows(cdf_flat: np.ndarray, n_cols: int, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+def _sample_rows(
+    cdf_flat: np.ndarray,
+    n_cols: int,
+    rows: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Draw one column per row from row-wise CDFs stored flat (``cdf + row``), within [lo, hi)."""
     target = rows + lo + rng.random(len(rows)) * (hi - lo)
     flat = np.searchsorted(cdf_flat, target, side="right")
@@ -381,8 +434,9 @@ def _sample_rows(cdf_flat: np.ndarray, n_cols: int, rows: np.ndarray, lo: np.nda
     return flat - rows * n_cols
 
 
-def _simulate_week(week: int, lat: Latent, config: WorldConfig, rng: np.random.Generator,
-                   traffic: float) -> dict[str, np.ndarray]:
+def _simulate_week(
+    week: int, lat: Latent, config: WorldConfig, rng: np.random.Generator, traffic: float
+) -> dict[str, np.ndarray]:
     """Sessions and views of one week for every active user."""
     week_start = week * SECONDS_PER_WEEK
     n_users = len(lat.activity)
@@ -441,8 +495,15 @@ def _simulate_week(week: int, lat: Latent, config: WorldConfig, rng: np.random.G
     gaps = rng.exponential(40.0, (n_sess, session_items.shape[1])) + 3.0
     offsets = np.cumsum(gaps, axis=1) - gaps[:, :1]
     time = start[sess_idx] + offsets[sess_idx, step_idx]
-    return dict(user=users[sess_idx], item=items, time=time, session=sess_idx,
-                device=device[sess_idx], step=step_idx, week=np.full(len(items), week))
+    return dict(
+        user=users[sess_idx],
+        item=items,
+        time=time,
+        session=sess_idx,
+        device=device[sess_idx],
+        step=step_idx,
+        week=np.full(len(items), week),
+    )
 
 
 def funnel_probabilities(lat: Latent, users: np.ndarray, items: np.ndarray, z: np.ndarray) -> dict:
@@ -473,22 +534,31 @@ def _funnel(views: dict, lat: Latent, config: WorldConfig, rng: np.random.Genera
     z = np.empty(len(views["item"]))
     for week in np.unique(views["week"]):  # one standardisation per week (8 iterations)
         mask = views["week"] == week
-        z[mask] = standardised_utility(lat, views["user"][mask], views["item"][mask],
-                                       (week + 0.5) * SECONDS_PER_WEEK, config)
+        z[mask] = standardised_utility(
+            lat, views["user"][mask], views["item"][mask], (week + 0.5) * SECONDS_PER_WEEK, config
+        )
     probs = funnel_probabilities(lat, views["user"], views["item"], z)
     fav = rng.random(len(z)) < probs[FAVORITE]
     cart = rng.random(len(z)) < probs[CART]
     buy = cart & (rng.random(len(z)) < probs[PURCHASE])
 
-    base = pd.DataFrame({
-        USER: views["user"], ITEM: views["item"], "t": views["time"], SESSION: views["session"],
-        "device": views["device"], "z": z,
-    })
+    base = pd.DataFrame(
+        {
+            USER: views["user"],
+            ITEM: views["item"],
+            "t": views["time"],
+            SESSION: views["session"],
+            "device": views["device"],
+            "z": z,
+        }
+    )
     frames = [base.assign(**{EVENT: VIEW})]
     frames.append(base[fav].assign(**{EVENT: FAVORITE, "t": base["t"][fav] + rng.uniform(2, 15, fav.sum())}))
     cart_time = base["t"][cart] + rng.uniform(5, 30, cart.sum())
     frames.append(base[cart].assign(**{EVENT: CART, "t": cart_time}))
-    frames.append(base[buy].assign(**{EVENT: PURCHASE, "t": cart_time[buy[cart]] + rng.uniform(30, 240, buy.sum())}))
+    frames.append(
+        base[buy].assign(**{EVENT: PURCHASE, "t": cart_time[buy[cart]] + rng.uniform(30, 240, buy.sum())})
+    )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -498,11 +568,14 @@ def generate(config: WorldConfig | None = None, **overrides) -> Marketplace:
     rng = np.random.default_rng(config.seed)
     items, item_parts = _make_items(config, rng)
     users, user_parts = _make_users(config, rng, item_parts)
-    lat = Latent(**{k: v for k, v in {**item_parts, **user_parts}.items()
-                    if k in Latent.__dataclass_fields__})
+    lat = Latent(
+        **{k: v for k, v in {**item_parts, **user_parts}.items() if k in Latent.__dataclass_fields__}
+    )
 
-    weekly = [_simulate_week(w, lat, config, rng, traffic=1.35 if w == config.promo_week else 1.0)
-              for w in range(config.n_weeks)]
+    weekly = [
+        _simulate_week(w, lat, config, rng, traffic=1.35 if w == config.promo_week else 1.0)
+        for w in range(config.n_weeks)
+    ]
     views = {key: np.concatenate([w[key] for w in weekly]) for key in weekly[0]}
     # session ids unique over the whole period
     offsets = np.cumsum([0] + [int(w["session"].max(initial=-1)) + 1 for w in weekly[:-1]])
@@ -535,42 +608,54 @@ def generate(config: WorldConfig | None = None, **overrides) -> Marketplace:
     events = events[~cancelled_mask].reset_index(drop=True)
 
     device_names = np.asarray(tx.DEVICES, dtype=object)
-    interactions = pd.DataFrame({
-        USER: users[USER].to_numpy()[events[USER].to_numpy()],
-        ITEM: items[ITEM].to_numpy()[events[ITEM].to_numpy()],
-        TIMESTAMP: start + pd.to_timedelta(np.round(events["t"].to_numpy(), 3), unit="s"),
-        EVENT: events[EVENT].to_numpy(),
-        SESSION: events[SESSION].to_numpy() + 1,
-        "device": device_names[events["device"].to_numpy()],
-        "quantity": events["quantity"].to_numpy(),
-        PRICE: events[PRICE].to_numpy(),
-        "order_id": events["order_id"].to_numpy(),
-    })
-    cancelled_frame = pd.DataFrame({
-        USER: users[USER].to_numpy()[cancelled[USER].to_numpy()],
-        ITEM: items[ITEM].to_numpy()[cancelled[ITEM].to_numpy()],
-        TIMESTAMP: start + pd.to_timedelta(np.round(cancelled["t"].to_numpy(), 3), unit="s"),
-        EVENT: PURCHASE,
-        SESSION: cancelled[SESSION].to_numpy() + 1,
-        "device": device_names[cancelled["device"].to_numpy()],
-        "quantity": cancelled["quantity"].to_numpy(),
-        PRICE: cancelled[PRICE].to_numpy(),
-        "order_id": cancelled["order_id"].to_numpy(),
-    })
+    interactions = pd.DataFrame(
+        {
+            USER: users[USER].to_numpy()[events[USER].to_numpy()],
+            ITEM: items[ITEM].to_numpy()[events[ITEM].to_numpy()],
+            TIMESTAMP: start + pd.to_timedelta(np.round(events["t"].to_numpy(), 3), unit="s"),
+            EVENT: events[EVENT].to_numpy(),
+            SESSION: events[SESSION].to_numpy() + 1,
+            "device": device_names[events["device"].to_numpy()],
+            "quantity": events["quantity"].to_numpy(),
+            PRICE: events[PRICE].to_numpy(),
+            "order_id": events["order_id"].to_numpy(),
+        }
+    )
+    cancelled_frame = pd.DataFrame(
+        {
+            USER: users[USER].to_numpy()[cancelled[USER].to_numpy()],
+            ITEM: items[ITEM].to_numpy()[cancelled[ITEM].to_numpy()],
+            TIMESTAMP: start + pd.to_timedelta(np.round(cancelled["t"].to_numpy(), 3), unit="s"),
+            EVENT: PURCHASE,
+            SESSION: cancelled[SESSION].to_numpy() + 1,
+            "device": device_names[cancelled["device"].to_numpy()],
+            "quantity": cancelled["quantity"].to_numpy(),
+            PRICE: cancelled[PRICE].to_numpy(),
+            "order_id": cancelled["order_id"].to_numpy(),
+        }
+    )
 
     # reviews of some purchases, a few days later, driven by the true utility
     buys = events[events[EVENT] == PURCHASE]
     write = rng.random(len(buys)) < config.review_rate
     buys = buys[write]
-    rating = np.clip(np.round(3.7 + 0.8 * (buys["z"].to_numpy() - VIEWED_Z) + rng.normal(0, 0.7, len(buys))), 1, 5)
+    rating = np.clip(
+        np.round(3.7 + 0.8 * (buys["z"].to_numpy() - VIEWED_Z) + rng.normal(0, 0.7, len(buys))), 1, 5
+    )
     review_t = buys["t"].to_numpy() + rng.uniform(1, 6, len(buys)) * 86400
     ok = review_t < horizon
-    reviews = pd.DataFrame({
-        USER: users[USER].to_numpy()[buys[USER].to_numpy()[ok]],
-        ITEM: items[ITEM].to_numpy()[buys[ITEM].to_numpy()[ok]],
-        TIMESTAMP: start + pd.to_timedelta(np.round(review_t[ok]), unit="s"),
-        RATING: rating[ok].astype(np.int64),
-    }).sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
+    reviews = (
+        pd.DataFrame(
+            {
+                USER: users[USER].to_numpy()[buys[USER].to_numpy()[ok]],
+                ITEM: items[ITEM].to_numpy()[buys[ITEM].to_numpy()[ok]],
+                TIMESTAMP: start + pd.to_timedelta(np.round(review_t[ok]), unit="s"),
+                RATING: rating[ok].astype(np.int64),
+            }
+        )
+        .sort_values(TIMESTAMP, kind="stable")
+        .reset_index(drop=True)
+    )
 
     return Marketplace(config, lat, users, items, interactions, reviews, cancelled_frame)
 

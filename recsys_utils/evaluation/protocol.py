@@ -49,8 +49,10 @@ class Evaluation:
 def relevant_matrix(train: Interactions, test: Interactions, exclude_seen: bool = True) -> sp.csr_matrix:
     """Binary held-out matrix; with ``exclude_seen`` cells already in train are removed."""
     if train.matrix.shape != test.matrix.shape:
-        raise ValueError(f"train {train.matrix.shape} and test {test.matrix.shape} do not share an index: "
-                         "build them with DataSplit.to_interactions()")
+        raise ValueError(
+            f"train {train.matrix.shape} and test {test.matrix.shape} do not share an index: "
+            "build them with DataSplit.to_interactions()"
+        )
     relevant = test.binary()
     if exclude_seen:
         relevant = relevant - relevant.multiply(train.binary())
@@ -58,16 +60,20 @@ def relevant_matrix(train: Interactions, test: Interactions, exclude_seen: bool 
     return sp.csr_matrix(relevant)
 
 
-def evaluation_users(train: Interactions, relevant: sp.csr_matrix, users: str | np.ndarray = "warm"
-                     ) -> tuple[np.ndarray, dict[str, int]]:
+def evaluation_users(
+    train: Interactions, relevant: sp.csr_matrix, users: str | np.ndarray = "warm"
+) -> tuple[np.ndarray, dict[str, int]]:
     """User indices to evaluate and how many were left out, by reason."""
     has_relevant = np.diff(relevant.indptr) > 0
     has_history = train.user_counts() > 0
     if isinstance(users, str):
         if users not in ("warm", "all", "cold"):
             raise ValueError("users must be 'warm', 'all', 'cold' or an array of user indices")
-        chosen = {"warm": has_relevant & has_history, "all": has_relevant,
-                  "cold": has_relevant & ~has_history}[users]
+        chosen = {
+            "warm": has_relevant & has_history,
+            "all": has_relevant,
+            "cold": has_relevant & ~has_history,
+        }[users]
         excluded = {"no_relevant_items": int((~has_relevant & (has_history | (users != "warm"))).sum())}
         if users == "warm":
             excluded["cold_users"] = int((has_relevant & ~has_history).sum())
@@ -79,10 +85,18 @@ def evaluation_users(train: Interactions, relevant: sp.csr_matrix, users: str | 
     return given[keep], {"no_relevant_items": int((~keep).sum())}
 
 
-def evaluate(model, train: Interactions, test: Interactions, k: int | tuple[int, ...] = 10,
-             metrics: tuple[str, ...] = DEFAULT_METRICS, users: str | np.ndarray = "warm",
-             exclude_seen: bool = True, item_features=None, batch_size: int = 2048,
-             name: str | None = None) -> Evaluation:
+def evaluate(
+    model,
+    train: Interactions,
+    test: Interactions,
+    k: int | tuple[int, ...] = 10,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    users: str | np.ndarray = "warm",
+    exclude_seen: bool = True,
+    item_features=None,
+    batch_size: int = 2048,
+    name: str | None = None,
+) -> Evaluation:
     """Full-catalogue ranking metrics of a fitted model at one or more cut-offs ``k``.
 
     Returns an :class:`Evaluation` whose ``summary`` holds ``metric@k`` means, ``users``
@@ -113,12 +127,14 @@ def evaluate(model, train: Interactions, test: Interactions, k: int | tuple[int,
     summary["users"] = int(len(user_idx))
     summary["score_seconds"] = seconds
     per_user.insert(0, "user_index", user_idx)
-    return Evaluation(name or getattr(model, "name", type(model).__name__), summary, per_user,
-                      user_idx, excluded, top)
+    return Evaluation(
+        name or getattr(model, "name", type(model).__name__), summary, per_user, user_idx, excluded, top
+    )
 
 
-def compare(models: dict, train: Interactions, test: Interactions, k=(10, 20), fit: bool = True,
-            **kwargs) -> pd.DataFrame:
+def compare(
+    models: dict, train: Interactions, test: Interactions, k=(10, 20), fit: bool = True, **kwargs
+) -> pd.DataFrame:
     """Fit (optionally) and evaluate several models on one split; one row per model.
 
     Adds ``fit_seconds`` when the models are fitted here.

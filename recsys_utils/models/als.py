@@ -46,8 +46,8 @@ class _SparseSide:
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
         matrix.sort_indices()
         self.shape = matrix.shape
-        self.crow = torch.from_numpy(matrix.indptr.astype(np.int64)).to(device)
-        self.col = torch.from_numpy(matrix.indices.astype(np.int64)).to(device)
+        self.crow = torch.from_numpy(matrix.indptr.astype(np.int32)).to(device)
+        self.col = torch.from_numpy(matrix.indices.astype(np.int32)).to(device)
         weights = torch.from_numpy(alpha * matrix.data).to(device=device, dtype=dtype)
         self.conf_minus_one = weights  # c_ui - 1 = alpha r_ui
         self.conf = self.csr(weights + 1.0)  # c_ui, the right-hand side's weights
@@ -59,10 +59,14 @@ class _SparseSide:
             return torch.sparse_csr_tensor(self.crow, self.col, values, size=self.shape,
                                            check_invariants=False)
 
-    def weighted_product(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``sum_i (c_ui - 1) (x_u . y_i) y_i`` for every row ``u``: SDDMM then SpMM."""
-        dots = torch.sparse.sampled_addmm(self.pattern, x, y.T, beta=0.0)
-        return self.csr(dots.values() * self.conf_minus_one) @ y
+    def weighted_product(self, x: torch.Tensor, y: torch.Tensor, y_t: torch.Tensor) -> torch.Tensor:
+        """``sum_i (c_ui - 1) (x_u . y_i) y_i`` for every row ``u``: SDDMM then SpMM.
+
+        ``y_t`` is ``y.T`` made contiguous once by the caller.
+        """
+        dots = torch.sparse.sampled_addmm(self.pattern, x, y_t, beta=0.0)
+        dots.values().mul_(self.conf_minus_one)  # the result is a fresh CSR tensor: scale in place
+        return dots @ y
 
 
 def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor, regularization: float,
@@ -74,24 +78,25 @@ def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor,
     """
     gram = y.T @ y
     gram.diagonal().add_(regularization)
+    y_t = y.T.contiguous()
 
     def apply(p: torch.Tensor) -> torch.Tensor:
-        return p @ gram + side.weighted_product(p, y)
+        return torch.addmm(side.weighted_product(p, y, y_t), p, gram)
 
     rhs = side.conf @ y
     residual = rhs - apply(x)
     direction = residual.clone()
-    rs_old = (residual * residual).sum(1)
+    rs_old = torch.linalg.vecdot(residual, residual)
     tiny = torch.finfo(x.dtype).tiny
     for _ in range(steps):
         product = apply(direction)
-        curvature = (direction * product).sum(1)
+        curvature = torch.linalg.vecdot(direction, product)
         step = torch.where(curvature > tiny, rs_old / curvature.clamp_min(tiny), torch.zeros_like(rs_old))
         x.addcmul_(step[:, None], direction)
         residual.addcmul_(step[:, None], product, value=-1.0)
-        rs_new = (residual * residual).sum(1)
+        rs_new = torch.linalg.vecdot(residual, residual)
         ratio = torch.where(rs_old > tiny, rs_new / rs_old.clamp_min(tiny), torch.zeros_like(rs_old))
-        direction = residual + ratio[:, None] * direction
+        direction = torch.addcmul(residual, ratio[:, None], direction)
         rs_old = rs_new
     return x
 

@@ -49,17 +49,18 @@ class Recommender(ABC):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(train) first")
         return self.train_
 
-    def recommend_indices(self, user_indices, k: int = 10, exclude_seen: bool = True,
-                          batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    def recommend_indices(
+        self, user_indices, k: int = 10, exclude_seen: bool = True, batch_size: int = DEFAULT_BATCH
+    ) -> np.ndarray:
         """Top-``k`` item indices for each user index (``-1`` pads short lists), in batches."""
         train = self._check_fitted()
         user_indices = np.asarray(user_indices, dtype=np.int64)
         out = np.empty((len(user_indices), min(k, train.n_items)), dtype=np.int64)
         for start in range(0, len(user_indices), batch_size):
-            batch = user_indices[start:start + batch_size]
+            batch = user_indices[start : start + batch_size]
             scores = self.score(batch)
             exclude = train.matrix[batch] if exclude_seen else None
-            out[start:start + len(batch)] = top_k(scores, k, exclude)
+            out[start : start + len(batch)] = top_k(scores, k, exclude)
         return out
 
     def recommend(self, user_ids, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
@@ -69,7 +70,7 @@ class Recommender(ABC):
         users = train.users.to_index(user_ids)
         rows, items, scores = [], [], []
         for start in range(0, len(users), DEFAULT_BATCH):
-            batch = users[start:start + DEFAULT_BATCH]
+            batch = users[start : start + DEFAULT_BATCH]
             batch_scores = self.score(batch)
             exclude = train.matrix[batch] if exclude_seen else None
             top = top_k(batch_scores, k, exclude)
@@ -81,11 +82,13 @@ class Recommender(ABC):
             scores.append(batch_scores[row[valid] - start, flat[valid]])
         rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
         items = np.concatenate(items) if items else np.empty(0, dtype=np.int64)
-        frame = pd.DataFrame({
-            USER: user_ids[rows],
-            ITEM: train.items.to_ids(items),
-            SCORE: np.concatenate(scores) if scores else np.empty(0),
-        })
+        frame = pd.DataFrame(
+            {
+                USER: user_ids[rows],
+                ITEM: train.items.to_ids(items),
+                SCORE: np.concatenate(scores) if scores else np.empty(0),
+            }
+        )
         frame[RANK] = frame.groupby(USER, sort=False).cumcount() + 1
         return frame
 

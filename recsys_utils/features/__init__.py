@@ -1,0 +1,1 @@
+"""Feature engineering: user profiles, item attributes, context features and segmentation."""
