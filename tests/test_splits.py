@@ -75,3 +75,20 @@ def test_errors_name_the_problem(events):
         leave_last_out(events.iloc[:0])
     with pytest.raises(ValueError, match="test_start or test_days"):
         temporal_split(events)
+
+
+def test_stratified_split_keeps_each_items_share():
+    from recsys_utils.data.splits import stratified_split
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"user_id": rng.integers(0, 50, 2000), "item_id": rng.integers(0, 40, 2000)})
+    before = frame.copy()
+    split = stratified_split(frame, test_fraction=0.25, by="item_id", seed=1)
+    pd.testing.assert_frame_equal(frame, before)
+    assert len(split.train) + len(split.test) == len(frame)
+    assert split.train.index.intersection(split.test.index).empty
+    counts = frame["item_id"].value_counts()
+    train_counts = split.train["item_id"].value_counts().reindex(counts.index, fill_value=0)
+    np.testing.assert_array_equal(train_counts.to_numpy(), np.round(0.75 * counts.to_numpy()).astype(int))
+    again = stratified_split(frame, test_fraction=0.25, by="item_id", seed=1)
+    pd.testing.assert_frame_equal(split.test, again.test)

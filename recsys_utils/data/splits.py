@@ -95,6 +95,31 @@ def random_split(
     return DataSplit(frame[train], frame[test], frame[validation] if validation_fraction else None, "random")
 
 
+def stratified_split(frame: pd.DataFrame, test_fraction: float = 0.25, by: str = ITEM, seed: int = 42) -> DataSplit:
+    """Random split stratified by ``by``: each group keeps ``1 - test_fraction`` of its rows in train.
+
+    The protocol of microsoft/recommenders' MovieLens benchmark (``python_stratified_split`` with
+    ``filter_by="item"``, ratio 0.75): rows are shuffled within each group and the first
+    ``round((1 - test_fraction) * group size)`` of them train, so every group (at least two rows)
+    appears on both sides. Like :func:`random_split`, it ignores time.
+    """
+    _check_frame(frame, needs_time=False, where="stratified_split")
+    if by not in frame.columns:
+        raise KeyError(f"stratified_split: missing column '{by}' (columns are {list(frame.columns)})")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"stratified_split: need 0 < test_fraction < 1, got {test_fraction}")
+    groups = pd.factorize(frame[by])[0]
+    draw = np.random.default_rng(seed).random(len(frame))
+    order = np.lexsort((draw, groups))
+    counts = np.bincount(groups)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(len(frame), dtype=np.int64)
+    position[order] = np.arange(len(frame)) - first[groups[order]]
+    n_train = np.round((1.0 - test_fraction) * counts).astype(np.int64)
+    train = position < n_train[groups]
+    return DataSplit(frame[train], frame[~train], None, f"stratified_by_{by}")
+
+
 def temporal_split(
     frame: pd.DataFrame,
     test_start=None,
