@@ -1,0 +1,1 @@
+"""Serving: the recall → rank → re-rank pipeline, bandit exploration, real-time updates and privacy."""

@@ -1,0 +1,198 @@
+"""Serving: re-ranking rules, MMR, sponsored slot, the pipeline's save/load, bandits, privacy, real time."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from recsys_utils.data.interactions import IdIndex, Interactions
+from recsys_utils.models import EASE, PopularityRecommender
+from recsys_utils.serving.bandits import EpsilonGreedy, Greedy, LinUCB, ThompsonSampling, run_bandit
+from recsys_utils.serving.pipeline import PipelineFormatError, ServingPipeline, channel_from_model, dedupe_rows
+from recsys_utils.serving.privacy import FederatedMF, k_anonymity, laplace_counts, pseudonymise
+from recsys_utils.serving.realtime import DecayedPopularity
+from recsys_utils.serving.rerank import (
+    BusinessRules,
+    apply_rules,
+    cap_per_group,
+    insert_sponsored,
+    mmr,
+    rule_violations,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _rules(n_users=30, n_items=50, seed=0):
+    rng = np.random.default_rng(seed)
+    blocked = sp.random(n_users, n_items, density=0.1, random_state=seed, format="csr")
+    return BusinessRules(in_stock=rng.random(n_items) > 0.2, item_category=rng.integers(0, 5, n_items),
+                         max_per_category=2, blocked=blocked, item_price=rng.uniform(0, 100, n_items),
+                         user_price=np.where(rng.random(n_users) < 0.2, np.nan, rng.uniform(5, 40, n_users)),
+                         max_price_ratio=2.0, min_price=1.0)
+
+
+def _brute_rules(user, row, rules, k):
+    out, per_cat = [], {}
+    for item in row:
+        if item < 0 or not rules.in_stock[item] or rules.blocked[user, item] != 0:
+            continue
+        price = rules.item_price[item]
+        if price < rules.min_price or (not np.isnan(rules.user_price[user]) and price > 2.0 * rules.user_price[user]):
+            continue
+        cat = rules.item_category[item]
+        if per_cat.get(cat, 0) >= rules.max_per_category:
+            continue
+        per_cat[cat] = per_cat.get(cat, 0) + 1
+        out.append(item)
+    return (out + [-1] * k)[:k]
+
+
+def test_apply_rules_matches_a_row_by_row_reference_and_never_violates():
+    rules = _rules()
+    users = np.arange(30)
+    candidates = np.argsort(RNG.random((30, 50)), axis=1)[:, :40]
+    candidates[3, 30:] = -1
+    got = apply_rules(users, candidates, rules, k=8)
+    for u in users:
+        assert list(got[u]) == _brute_rules(u, candidates[u], rules, 8)
+    assert set(rule_violations(users, got, rules).values()) == {0}
+    assert rule_violations(users, candidates[:, :8], rules)["out_of_stock"] > 0
+
+
+def test_cap_per_group_keeps_the_first_of_each_group():
+    candidates = np.array([[0, 1, 2, 3, 4, -1]])
+    group = np.array([0, 0, 0, 1, 1])
+    keep = cap_per_group(candidates, candidates >= 0, group, 2)
+    assert keep.tolist() == [[True, True, False, True, True, False]]
+
+
+def test_mmr_without_diversity_is_the_relevance_order_and_matches_a_greedy_reference():
+    candidates = np.argsort(RNG.random((6, 20)), axis=1)[:, :12]
+    scores = -np.sort(-RNG.random((6, 12)), axis=1)
+    vectors = RNG.normal(size=(20, 4))
+    np.testing.assert_array_equal(mmr(candidates, scores, vectors, 5, trade_off=1.0), candidates[:, :5])
+    got = mmr(candidates, scores, vectors, 5, trade_off=0.5)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for r in range(6):
+        rel = (scores[r] - scores[r].min()) / (scores[r].max() - scores[r].min())
+        picked = []
+        for _ in range(5):
+            best, best_value = None, -np.inf
+            for j, item in enumerate(candidates[r]):
+                if item in picked:
+                    continue
+                sim = max([unit[item] @ unit[p] for p in picked], default=0.0)
+                value = 0.5 * rel[j] - 0.5 * max(sim, 0.0)  # similarities below 0 count as 0
+                if value > best_value:
+                    best, best_value = item, value
+            picked.append(best)
+        assert list(got[r]) == picked
+
+
+def test_insert_sponsored_shifts_and_never_duplicates():
+    lists = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+    out = insert_sponsored(lists, np.array([9, 7]), position=1)
+    assert out.tolist() == [[1, 9, 2, 3], [5, 7, 6, 8]]
+    with pytest.raises(ValueError, match="position"):
+        insert_sponsored(lists, np.array([9, 7]), position=4)
+
+
+def test_dedupe_rows_keeps_first_occurrences_in_order():
+    rows = np.array([[3, 1, 3, 2, 1, -1], [5, 5, 5, 4, -1, -1]])
+    assert dedupe_rows(rows).tolist() == [[3, 1, 2, -1, -1, -1], [5, 4, -1, -1, -1, -1]]
+
+
+def _structured(n_users=200, n_items=60, seed=1):
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 3, n_users)
+    rows, cols = [], []
+    for u in range(n_users):
+        items = rng.choice(np.arange(group[u] * 20, group[u] * 20 + 20), 8, replace=False)
+        rows += [u] * 8
+        cols += list(items)
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    return Interactions(matrix, IdIndex(np.arange(n_users)), IdIndex(np.arange(n_items))), np.arange(n_items) // 20
+
+
+def test_pipeline_ranks_saves_and_loads_without_pickle(tmp_path):
+    train, category = _structured()
+    ease = EASE(l2=10.0).fit(train)
+    pop = PopularityRecommender().fit(train)
+    pipeline = ServingPipeline([channel_from_model("ease", ease), channel_from_model("popularity", pop)],
+                               train.matrix, category, n_recall=15)
+    later, _ = _structured(seed=2)
+    summary = pipeline.fit_ranker(np.arange(200), later.matrix)
+    assert summary["positives"] > 0
+    lists = pipeline.recommend(np.arange(200), k=5)
+    seen = train.matrix.toarray() > 0
+    assert not seen[np.repeat(np.arange(200), 5), lists.ravel()].any()
+    path = pipeline.save(tmp_path / "pipeline.npz")
+    again = ServingPipeline.load(path)
+    np.testing.assert_array_equal(again.recommend(np.arange(200), k=5), lists)
+    data = dict(np.load(path))
+    data["manifest"] = np.frombuffer(bytes(data["manifest"]).replace(b'"format_version": 1', b'"format_version": 99'),
+                                     dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **data)
+    with pytest.raises(PipelineFormatError, match="version 99"):
+        ServingPipeline.load(tmp_path / "old.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not numpy")
+    with pytest.raises(PipelineFormatError, match="junk.npz"):
+        ServingPipeline.load(tmp_path / "junk.npz")
+
+
+def test_context_free_bandits_find_the_best_arm_and_linucb_personalises():
+    rng = np.random.default_rng(3)
+    n_users = 2000
+    segment = rng.integers(0, 2, n_users)
+    expected = np.where(segment[:, None] == 0, [0.2, 0.5, 0.3], [0.6, 0.3, 0.2])  # best arm depends on segment
+    contexts = np.stack([segment == 0, segment == 1], axis=1).astype(float)
+    runs = {p.name: run_bandit(p, expected, contexts, n_rounds=60, batch_size=100, seed=5)
+            for p in (Greedy(3), EpsilonGreedy(3, 0.1, seed=1), ThompsonSampling(3, seed=1),
+                      LinUCB(3, n_features=2, alpha=0.5, seed=1))}
+    regret = {name: run.cumulative_regret for name, run in runs.items()}
+    assert regret["linucb_0.5"] < 0.3 * min(regret["greedy"], regret["epsilon_greedy_0.1"], regret["thompson"])
+    assert all(run.rounds["regret"].ge(-1e-9).all() for run in runs.values())
+
+
+def test_pseudonymise_is_keyed_stable_and_rejects_weak_keys():
+    key, other = b"k" * 32, b"o" * 32
+    a = pseudonymise([1, 2, 1], key)
+    assert a[0] == a[2] != a[1] and len(a[0]) == 16
+    assert not set(a) & set(pseudonymise([1, 2], other))
+    with pytest.raises(ValueError, match="16 random bytes"):
+        pseudonymise([1], b"short")
+
+
+def test_k_anonymity_counts_the_smallest_group():
+    frame = pd.DataFrame({"age": [30, 30, 30, 40, 40], "city": ["a", "a", "a", "b", "b"]})
+    k, small = k_anonymity(frame, ["age", "city"])
+    assert k == 2 and len(small) == 2
+
+
+def test_laplace_noise_has_the_calibrated_scale():
+    noisy = laplace_counts(np.full(200_000, 1000.0), epsilon=0.5, seed=0)
+    assert np.std(noisy - 1000.0) == pytest.approx(np.sqrt(2) * 2.0, rel=0.02)
+    with pytest.raises(ValueError):
+        laplace_counts(np.ones(3), epsilon=0)
+
+
+def test_federated_mf_learns_and_matches_central_training_closely():
+    train, _ = _structured(n_users=150, n_items=60)
+    central = FederatedMF(clients=1, factors=8, rounds=15, seed=0).fit(train)
+    federated = FederatedMF(clients=4, factors=8, rounds=15, seed=0).fit(train)
+    assert central.history[-1] < central.history[0]
+    for model in (central, federated):
+        top = model.recommend_indices(np.arange(150), k=5)
+        own_block = (top // 20) == (np.asarray(train.matrix.argmax(axis=1)).ravel() // 20)[:, None]
+        assert own_block.mean() > 0.9
+
+
+def test_decayed_popularity_hand_computed():
+    pop = DecayedPopularity(3, half_life_hours=1.0)
+    pop.update(np.array([0, 1]), np.array([0.0, 0.0]))
+    pop.update(np.array([2]), np.array([3600.0]))
+    np.testing.assert_allclose(pop.counts, [0.5, 0.5, 1.0])
+    assert pop.top(1).tolist() == [2]
+    with pytest.raises(ValueError, match="older"):
+        pop.update(np.array([0]), np.array([0.0]))
