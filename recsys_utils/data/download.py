@@ -159,12 +159,29 @@ def _check_member(info: zipfile.ZipInfo, target: Path, archive: Path) -> PurePos
     return None if info.is_dir() else relative
 
 
-def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, max_bytes: int = 4 << 30) -> Path:
+def _bounded_copy(src, dst, budget: int, archive: Path, member: str) -> int:
+    """Copy at most ``budget`` bytes; raise :class:`UnsafeArchiveError` if the member holds more.
+
+    The declared sizes in a zip's directory can lie (zip bombs), so the bytes actually
+    decompressed are counted as well.
+    """
+    n = 0
+    for chunk in iter(lambda: src.read(CHUNK), b""):
+        n += len(chunk)
+        if n > budget:
+            raise UnsafeArchiveError(f"{archive}: member {member!r} decompresses past the size limit")
+        dst.write(chunk)
+    return n
+
+
+def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, max_bytes: int = 4 << 30,
+                 max_members: int = 100_000) -> Path:
     """Extract a zip archive into ``target`` (created), refusing members that escape it.
 
     Every member is checked before anything is written; the archive is extracted into a
     temporary sibling folder which is renamed to ``target`` only when complete. ``max_bytes``
-    bounds the total uncompressed size (a guard against zip bombs). Returns ``target``.
+    bounds the total uncompressed size, both as declared and as actually decompressed, and
+    ``max_members`` the number of entries (guards against zip bombs). Returns ``target``.
     """
     archive, target = Path(archive), Path(target)
     if target.exists():
@@ -181,7 +198,10 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, max_byte
         if total > max_bytes:
             raise UnsafeArchiveError(f"{archive}: {total:,} bytes uncompressed exceeds the limit "
                                      f"{max_bytes:,}")
+        if len(infos) > max_members:
+            raise UnsafeArchiveError(f"{archive}: {len(infos):,} members exceeds the limit {max_members:,}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+        written_total = 0
         try:
             for info, relative in members:
                 if relative is None:
@@ -189,7 +209,8 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, max_byte
                 out_path = tmp / relative
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 with handle.open(info) as src, open(out_path, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
+                    written = _bounded_copy(src, dst, max_bytes - written_total, archive, info.filename)
+                written_total += written
             os.replace(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -9,8 +9,9 @@ Where the files come from, first match wins:
 
 1. ``path=`` given to the loader: a folder, an archive or (Online Retail) a CSV / CSV.GZ / XLSX;
 2. the cache under ``data_dir`` (``data/ml-100k/``, ``data/ml-100k.zip``, ``data/online-retail/``);
-3. ``$RECSYS_DATA_SOURCE_DIR`` (optional): a folder holding ``ml-100k/``, ``ml-1m/``,
-   ``online-retail/online_retail.csv.gz`` or the official archives;
+3. a local copy: ``$RECSYS_DATA_SOURCE_DIR`` (folders separated by ``os.pathsep``; ``none`` turns
+   the search off), else ``../shared/data`` beside the project root when it exists. Such a folder
+   holds ``ml-100k/``, ``ml-1m/``, ``online-retail/online_retail.csv.gz`` or the official archives;
 4. a download from the official URL (``download=False`` turns this off) with a progress bar,
    verified against the published checksum (MovieLens) or recorded on first use (UCI publishes
    none), written atomically and extracted safely (:mod:`recsys_utils.data.download`).
@@ -56,6 +57,8 @@ from recsys_utils.data.datasets import Dataset, register_dataset
 from recsys_utils.data.download import download, safe_extract, trust_on_first_use, verify_file
 
 SOURCE_ENV = "RECSYS_DATA_SOURCE_DIR"
+#: folders (relative to the project root) searched when ``$RECSYS_DATA_SOURCE_DIR`` is not set
+DEFAULT_SOURCE_DIRS = ("../shared/data",)
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,27 @@ def parse_delimited(path: str | os.PathLike, sep: str, names: tuple[str, ...], n
 # =========================================================================== resolving files
 
 
-def _source_dir() -> Path | None:
+def source_dirs() -> list[Path]:
+    """Folders searched for an already-downloaded copy, in order.
+
+    ``$RECSYS_DATA_SOURCE_DIR`` when set (``os.pathsep``-separated for several; set it to ``none`` to
+    search nothing), else :data:`DEFAULT_SOURCE_DIRS` relative to the project root: ``../shared/data``,
+    where CI and the course's development machines keep read-only copies beside the checkout.
+    """
     env = os.environ.get(SOURCE_ENV, "").strip()
-    return Path(env).expanduser() if env else None
+    if env.lower() == "none":
+        return []
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    from recsys_utils.course import project_root
+
+    root = project_root()
+    return [(root / d).resolve() for d in DEFAULT_SOURCE_DIRS if (root / d).is_dir()]
+
+
+def _where() -> str:
+    dirs = source_dirs()
+    return ", ".join(map(str, dirs)) if dirs else f"${SOURCE_ENV}, which is not set"
 
 
 def _extract_folder(archive: Path, source: Source, data_dir: Path) -> Path:
@@ -227,15 +248,14 @@ def resolve_source(source: Source, data_dir: str | os.PathLike, path: str | os.P
     if archive.is_file():
         _verify_archive(archive, source, data_dir, verify)
         return _extract_folder(archive, source, data_dir)
-    shared = _source_dir()
-    if shared is not None:
+    for shared in source_dirs():
         if (shared / source.folder / source.marker).is_file():
             return shared / source.folder
         if (shared / source.archive).is_file():
             _verify_archive(shared / source.archive, source, data_dir, verify)
             return _extract_folder(shared / source.archive, source, data_dir)
     if not download_missing:
-        raise FileNotFoundError(f"{source.name}: not found in {data_dir} (nor ${SOURCE_ENV}); download "
+        raise FileNotFoundError(f"{source.name}: not found in {data_dir} (nor in {_where()}); download "
                                 f"{source.url} into {data_dir} or pass path=...")
     download(source.url, archive, md5=source.md5, sha256=source.sha256, size=source.size, progress=progress)
     if not (source.md5 or source.sha256 or source.size):
@@ -551,7 +571,7 @@ def _clean_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None,
     if clean is not None:
         result = clean(raw)
         frame, audit = (result[0], result[1] if len(result) > 1 else None) if isinstance(result, tuple) \
-            else (result, None)
+            else (result, getattr(result, "audit", None))
         frame = getattr(frame, "frame", frame)
         needed = set(RETAIL_COLUMNS) - {"Description", "Country"}
         if isinstance(frame, pd.DataFrame) and needed <= set(frame.columns):
@@ -614,7 +634,7 @@ def find_online_retail(data_dir: str | os.PathLike, path: str | os.PathLike | No
             raise FileNotFoundError(f"{path}: no such file (expected .csv, .csv.gz, .xlsx or the UCI .zip)")
         return path
     candidates = ("online_retail.csv.gz", "online_retail.csv", "Online Retail.xlsx")
-    folders = [data_dir / ONLINE_RETAIL.folder] + ([s / ONLINE_RETAIL.folder for s in [_source_dir()] if s])
+    folders = [data_dir / ONLINE_RETAIL.folder] + [s / ONLINE_RETAIL.folder for s in source_dirs()]
     for folder in folders:
         for name in candidates:
             if (folder / name).is_file():
@@ -622,7 +642,7 @@ def find_online_retail(data_dir: str | os.PathLike, path: str | os.PathLike | No
     archive = data_dir / ONLINE_RETAIL.archive
     if not archive.is_file():
         if not download_missing:
-            raise FileNotFoundError(f"online-retail: not found in {data_dir} (nor ${SOURCE_ENV}); download "
+            raise FileNotFoundError(f"online-retail: not found in {data_dir} (nor in {_where()}); download "
                                     f"{ONLINE_RETAIL.url} into {data_dir} or pass path=...")
         download(ONLINE_RETAIL.url, archive, progress=progress)
     trust_on_first_use(archive, data_dir / f"{ONLINE_RETAIL.archive}.sha256.json", source=ONLINE_RETAIL.url)

@@ -229,7 +229,7 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
     out["hour_sin"], out["hour_cos"] = sin, cos
     out["hour_concentration"] = np.hypot(sin, cos)
     out["peak_hour"] = (np.degrees(np.arctan2(sin, cos)) / 15.0) % 24
-    out["weekend_share"] = (time.dt.dayofweek >= 5).astype(float).groupby(user.to_numpy()).mean()
+    out["weekend_share"] = (time.dt.day_of_week >= 5).astype(float).groupby(user.to_numpy()).mean()
     if "device" in past.columns:
         frame = pd.DataFrame({USER: user.to_numpy(), "d": past["device"].to_numpy()}, index=past.index)
         out = out.join(_shares(frame, "d", ones, DEVICE_PREFIX))

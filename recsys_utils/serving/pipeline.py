@@ -101,9 +101,11 @@ class ServingPipeline:
     history: sp.csr_matrix
     item_category: np.ndarray
     n_recall: int = 100
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)  # one float per item each
     ranker: np.ndarray | None = None  # logistic-regression coefficients, intercept last
     feature_mean: np.ndarray | None = None
     feature_scale: np.ndarray | None = None
+    booster: str | None = None  # a LightGBM model as text (fit_ranker(kind="gbdt"))
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,7 +125,7 @@ class ServingPipeline:
         names = []
         for channel in self.channels:
             names += [f"{channel.name}:reciprocal_rank", f"{channel.name}:score_z"]
-        return names + ["item:log_popularity", "user:category_affinity"]
+        return names + ["item:log_popularity", "user:category_affinity"] + [f"item:{n}" for n in self.item_features]
 
     def recall(self, user_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Merged candidates ``(n, C)``, their features ``(n, C, F)`` and each channel's own top list."""
@@ -158,15 +160,16 @@ class ServingPipeline:
         affinity = np.asarray((seen @ self._category_onehot).todense(), dtype=np.float32)
         affinity /= np.maximum(affinity.sum(axis=1, keepdims=True), 1.0)
         features.append(np.take_along_axis(affinity, self.item_category[cells], axis=1))
+        features += [np.asarray(values, dtype=np.float32)[cells] for values in self.item_features.values()]
         return candidates, np.stack(features, axis=2).astype(np.float32), per_channel
 
     # ----------------------------------------------------------------- ranker
 
-    def fit_ranker(self, user_indices: np.ndarray, relevant: sp.csr_matrix, c: float = 1.0) -> dict:
-        """Fit the logistic-regression ranker on candidates labelled by ``relevant`` (users x items,
-        a period *after* the channels' training data). Returns the fit's summary."""
-        from sklearn.linear_model import LogisticRegression
-
+    def fit_ranker(self, user_indices: np.ndarray, relevant: sp.csr_matrix, kind: str = "logistic",
+                   c: float = 1.0, n_trees: int = 200, seed: int = 0) -> dict:
+        """Fit the ranker on candidates labelled by ``relevant`` (users x items, a period *after* the
+        channels' training data): ``kind="logistic"`` (a linear model) or ``"gbdt"`` (LightGBM,
+        binary log-loss; its trees are kept as text). Returns a summary of the training data."""
         user_indices = np.asarray(user_indices, dtype=np.int64)
         candidates, features, _ = self.recall(user_indices)
         labels = sparse_lookup(sp.csr_matrix(relevant)[user_indices], np.where(candidates >= 0, candidates, 0))
@@ -174,14 +177,48 @@ class ServingPipeline:
         x, y = features[valid], labels[valid]
         if y.sum() == 0:
             raise ValueError("fit_ranker: no relevant item among the candidates; cannot learn a ranker")
-        self.feature_mean, self.feature_scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-        model = LogisticRegression(C=c, max_iter=500)
-        model.fit((x - self.feature_mean) / self.feature_scale, y)
-        self.ranker = np.r_[model.coef_.ravel(), model.intercept_].astype(np.float64)
-        return {"rows": int(len(y)), "positives": int(y.sum()), "candidate_recall": float(y.sum() / relevant[
-            user_indices].nnz) if relevant[user_indices].nnz else float("nan")}
+        if kind == "logistic":
+            from sklearn.linear_model import LogisticRegression
+
+            self.feature_mean, self.feature_scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+            model = LogisticRegression(C=c, max_iter=500)
+            model.fit((x - self.feature_mean) / self.feature_scale, y)
+            self.ranker, self.booster = np.r_[model.coef_.ravel(), model.intercept_].astype(np.float64), None
+        elif kind == "gbdt":
+            import lightgbm as lgb
+
+            params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 100,
+                      "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "seed": seed,
+                      "deterministic": True, "force_row_wise": True, "verbose": -1}
+            names = [name.replace(":", "__") for name in self.feature_names]
+            booster = lgb.train(params, lgb.Dataset(x, y.astype(np.float32), feature_name=names),
+                                num_boost_round=n_trees)
+            self.booster, self.ranker, self._booster = booster.model_to_string(), None, booster
+        else:
+            raise ValueError(f"fit_ranker: kind must be 'logistic' or 'gbdt', got {kind!r}")
+        rel = sp.csr_matrix(relevant)[user_indices]
+        return {"rows": int(len(y)), "positives": int(y.sum()),
+                "candidate_recall": float(y.sum() / rel.nnz) if rel.nnz else float("nan")}
+
+    def feature_importance(self) -> dict[str, float]:
+        """Gain importance (gbdt) or |standardised coefficient| (logistic) of each feature."""
+        if self.booster is not None:
+            return dict(zip(self.feature_names, self._gbdt().feature_importance("gain").tolist(), strict=True))
+        if self.ranker is None:
+            raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
+        return dict(zip(self.feature_names, np.abs(self.ranker[:-1]).tolist(), strict=True))
+
+    def _gbdt(self):
+        if getattr(self, "_booster", None) is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.booster)
+        return self._booster
 
     def rank_scores(self, features: np.ndarray) -> np.ndarray:
+        if self.booster is not None:
+            flat = features.reshape(-1, features.shape[-1])
+            return self._gbdt().predict(flat, raw_score=True).reshape(features.shape[:-1])
         if self.ranker is None:
             raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
         z = (features - self.feature_mean) / self.feature_scale
@@ -225,11 +262,16 @@ class ServingPipeline:
                   "history_indptr": self.history.indptr, "item_category": self.item_category}
         if self.ranker is not None:
             arrays.update(ranker=self.ranker, feature_mean=self.feature_mean, feature_scale=self.feature_scale)
+        if self.booster is not None:
+            arrays["booster"] = np.frombuffer(self.booster.encode(), dtype=np.uint8)
+        for name, values in self.item_features.items():
+            arrays[f"item_feature__{name}"] = np.asarray(values)
         for number, channel in enumerate(self.channels):
             for key, value in channel.arrays.items():
                 arrays[f"channel{number}__{key}"] = value
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "n_recall": self.n_recall,
                     "history_shape": list(self.history.shape), "meta": self.meta,
+                    "item_features": list(self.item_features),
                     "channels": [{"name": c.name, "kind": c.kind, "arrays": sorted(c.arrays)} for c in self.channels]}
         arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,9 +302,36 @@ class ServingPipeline:
                                     shape=tuple(manifest["history_shape"]))
             channels = [Channel(c["name"], c["kind"], {key: stored[f"channel{n}__{key}"] for key in c["arrays"]})
                         for n, c in enumerate(manifest["channels"])]
+            item_features = {name: stored[f"item_feature__{name}"] for name in manifest.get("item_features", [])}
             pipeline = cls(channels, history, stored["item_category"], n_recall=manifest["n_recall"],
-                           meta=manifest.get("meta", {}))
+                           item_features=item_features, meta=manifest.get("meta", {}))
             if "ranker" in stored.files:
                 pipeline.ranker = stored["ranker"]
                 pipeline.feature_mean, pipeline.feature_scale = stored["feature_mean"], stored["feature_scale"]
+            if "booster" in stored.files:
+                pipeline.booster = bytes(stored["booster"]).decode()
         return pipeline
+
+
+def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
+                          recent_days: float = 7.0) -> dict[str, np.ndarray]:
+    """Item features known at ``cutoff`` for the ranker: log-popularity over the last ``recent_days``
+    (trends), age in days since launch (new items) and log price, in the order of ``item_ids``.
+
+    ``events`` needs ``item_id, timestamp``; ``items`` needs ``item_id`` and, where present,
+    ``launch_time`` and ``price``. Only events before ``cutoff`` are used (no leakage).
+    """
+    import pandas as pd
+
+    cutoff = pd.Timestamp(cutoff)
+    recent = events[(events["timestamp"] < cutoff) & (events["timestamp"] >= cutoff - pd.Timedelta(days=recent_days))]
+    counts = recent["item_id"].value_counts().reindex(item_ids, fill_value=0).to_numpy()
+    table = items.set_index("item_id").reindex(item_ids)
+    out = {"recent_log_popularity": np.log1p(counts).astype(np.float32)}
+    if "launch_time" in table:
+        age = (cutoff - pd.to_datetime(table["launch_time"])).dt.total_seconds().to_numpy() / 86400.0
+        out["age_days"] = np.nan_to_num(age, nan=np.nanmedian(age)).astype(np.float32)
+    if "price" in table:
+        price = table["price"].to_numpy(dtype=float)
+        out["log_price"] = np.log(np.nan_to_num(price, nan=np.nanmedian(price)).clip(min=0.01)).astype(np.float32)
+    return out
