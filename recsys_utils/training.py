@@ -85,6 +85,7 @@ from recsys_utils.models.base import Recommender
 from recsys_utils.seed import seed_everything
 
 __all__ = [
+    "ArrayBatches",
     "History",
     "InteractionBatches",
     "TorchRecommender",
@@ -92,6 +93,7 @@ __all__ = [
     "fit_torch",
     "load_state",
     "make_scheduler",
+    "refit",
     "resolve_device",
     "sample_negatives",
     "save_state",
@@ -212,9 +214,10 @@ class InteractionBatches:
             raise ValueError(f"InteractionBatches: batch_size must be >= 1, got {batch_size}")
         if kind != "rating" and n_negatives < 1:
             raise ValueError(f"InteractionBatches: kind={kind!r} needs n_negatives >= 1, got {n_negatives}")
-        csr = sp.csr_matrix(matrix)
+        csr = sp.csr_matrix(matrix, copy=True)  # never modify the caller's matrix
         csr.sum_duplicates()
         csr.eliminate_zeros()
+        csr.sort_indices()
         if csr.nnz == 0:
             raise ValueError("InteractionBatches: the matrix has no stored cells to train on")
         self.n_users, self.n_items = csr.shape
@@ -222,7 +225,7 @@ class InteractionBatches:
         self.items = csr.indices.astype(np.int64)
         self.values = csr.data.astype(np.float32)
         # sorted keys user * n_items + item: membership tests for re-drawing negatives
-        self._keys = self.users * self.n_items + self.items
+        self._keys = np.sort(self.users * self.n_items + self.items)
         self.batch_size = int(batch_size)
         self.kind = kind
         self.n_negatives = int(n_negatives)
@@ -325,6 +328,44 @@ class UserBatches:
             yield torch.from_numpy(users), torch.from_numpy(self.matrix[users].toarray())
 
 
+class ArrayBatches:
+    """Mini-batches of aligned arrays (features, labels, ...), reshuffled per epoch.
+
+    ``ArrayBatches(x, y, batch_size=4096)(epoch)`` yields tuples ``(x[idx], y[idx])`` of CPU
+    tensors; every array must have the same first dimension. For datasets that are already a
+    table of rows (e.g. a click-through-rate frame encoded as integer fields).
+    """
+
+    def __init__(self, *arrays: np.ndarray | torch.Tensor, batch_size: int = 4096, seed: int = 0,
+                 shuffle: bool = True) -> None:
+        if not arrays:
+            raise ValueError("ArrayBatches: give at least one array")
+        tensors = [a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+                   for a in arrays]
+        lengths = {int(t.shape[0]) for t in tensors}
+        if len(lengths) != 1:
+            raise ValueError(f"ArrayBatches: arrays have different lengths {sorted(lengths)}")
+        self.n = lengths.pop()
+        if self.n == 0:
+            raise ValueError("ArrayBatches: the arrays are empty")
+        if batch_size < 1:
+            raise ValueError(f"ArrayBatches: batch_size must be >= 1, got {batch_size}")
+        self.tensors = tensors
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __call__(self, epoch: int = 0):
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        order = torch.from_numpy(rng.permutation(self.n) if self.shuffle else np.arange(self.n))
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
 # --------------------------------------------------------------------------------------------
 # history
 # --------------------------------------------------------------------------------------------
@@ -356,6 +397,13 @@ class History:
         })
         frame["best"] = frame["epoch"] == self.best_epoch
         return frame
+
+    def to_dict(self) -> dict:
+        """Plain Python data (JSON-serialisable) of the whole history."""
+        return {"epoch": list(self.epoch), "train_loss": list(self.train_loss),
+                "val_metric": list(self.val_metric), "lr": list(self.lr), "seconds": list(self.seconds),
+                "best_epoch": self.best_epoch, "best_metric": self.best_metric,
+                "metric_name": self.metric_name, "mode": self.mode, "stopped_early": self.stopped_early}
 
     @property
     def total_seconds(self) -> float:
@@ -460,6 +508,9 @@ def fit_torch(
     if scheduler is not None and not hasattr(scheduler, "step"):
         scheduler = scheduler(optimizer)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and validate is None and scheduler.mode != "min":
+        raise ValueError("fit_torch: a ReduceLROnPlateau scheduler without validate() follows the training "
+                         "loss; build it with mode='min'")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history = History(metric_name=metric_name if validate is not None else "val_metric", mode=mode)
     sign = 1.0 if mode == "max" else -1.0
@@ -590,6 +641,9 @@ class TorchRecommender(Recommender):
     """
 
     name = "torch"
+    #: name and direction of the validation metric of :meth:`_validate` (early stopping)
+    val_metric_name = "ndcg@10"
+    val_mode = "max"
 
     def __init__(self, epochs: int = 20, batch_size: int = 1024, lr: float = 1e-3,
                  weight_decay: float = 0.0, patience: int | None = 3, clip_norm: float | None = 5.0,
@@ -654,14 +708,16 @@ class TorchRecommender(Recommender):
         self._init_module(module, train)
         self.module_ = module.to(self.device_)
         optimizer = self._optimizer(module)
-        scheduler = make_scheduler(self.scheduler, optimizer, self.epochs)
+        mode = self.val_mode if validation is not None else "min"
+        scheduler = make_scheduler(self.scheduler, optimizer, self.epochs, mode=mode)
         validate = None if validation is None else (lambda: self._validate(train, validation))
         started = time.perf_counter()
         self.history_ = fit_torch(
             module, self._batches(train), self._loss, optimizer, self.epochs, validate=validate,
             patience=self.patience, clip_norm=self.clip_norm, scheduler=scheduler,
             device=self.device_, seed=None, progress=self.progress,
-            checkpoint_dir=self.checkpoint_dir, desc=self.name)
+            checkpoint_dir=self.checkpoint_dir, desc=self.name, mode=self.val_mode,
+            metric_name=self.val_metric_name)
         self.fit_seconds_ = time.perf_counter() - started
 
     def _check_module(self) -> nn.Module:
@@ -700,3 +756,30 @@ class TorchRecommender(Recommender):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epochs={self.epochs}, lr={self.lr}, batch_size={self.batch_size})"
+
+
+def refit(model: TorchRecommender, train: Interactions, epochs: int | None = None, **overrides
+          ) -> TorchRecommender:
+    """A fresh copy of ``model`` (same hyperparameters) trained on ``train`` without validation.
+
+    The usual last step of tuning: early stopping on the validation period chose the number of
+    epochs (``model.history_.best_epoch``, or ``epochs``); the copy is trained that long on train
+    + validation before the test period is scored. ``overrides`` set attributes of the copy
+    first (e.g. ``pretrained=`` for a NeuMF whose GMF and MLP were refitted too).
+    """
+    import copy
+
+    if epochs is None:
+        if model.history_ is None or model.history_.best_epoch is None:
+            raise ValueError(f"refit: {type(model).__name__} has no training history; fit it first or give epochs")
+        epochs = model.history_.best_epoch
+    if epochs < 1:
+        raise ValueError(f"refit: epochs must be >= 1, got {epochs}")
+    clone = copy.copy(model)
+    clone.__dict__.update({"epochs": int(epochs), "validation": None, "module_": None, "history_": None,
+                           "train_": None})
+    for key, value in overrides.items():
+        if not hasattr(clone, key):
+            raise AttributeError(f"refit: {type(model).__name__} has no attribute {key!r}")
+        setattr(clone, key, value)
+    return clone.fit(train)

@@ -25,6 +25,12 @@ from recsys_utils.constants import EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER
 
 SOURCES = ("members", "behaviour_log", "click_log", "catalogue")
 EPOCH = pd.Timestamp("1970-01-01")
+#: default widths of the time-based rules
+PLAUSIBLE_MARGIN = pd.Timedelta(days=7)
+SKEW_MIN_OFFSET = pd.Timedelta(hours=2)
+SKEW_RESOLUTION = pd.Timedelta(minutes=15)
+NEAR_DUPLICATE_WINDOW = pd.Timedelta(milliseconds=500)
+SESSION_GAP = pd.Timedelta(minutes=30)
 
 #: required columns of each raw source and the kind of values each must hold
 SCHEMAS: dict[str, dict[str, str]] = {
@@ -89,6 +95,28 @@ def validate_table(frame: pd.DataFrame, schema: Mapping[str, str], source: str) 
         raise ValueError(f"{source}: the index has repeated labels; reset_index() first so rows can be audited")
 
 
+def profile_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per column: dtype, missing values, distinct values, most frequent value, min and max.
+
+    The first look a data team takes at a new source: which columns are sparse, which ids repeat,
+    which strings have suspiciously many spellings, which numbers have impossible ranges.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"profile_table: expected a DataFrame, got {type(frame).__name__}")
+    rows = {}
+    for column in frame.columns:  # one entry per column, not per row
+        values = frame[column]
+        top = values.value_counts(dropna=True)
+        ordered = (pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)) \
+            or pd.api.types.is_datetime64_any_dtype(values.dtype)
+        rows[column] = {"dtype": str(values.dtype), "missing": int(values.isna().sum()),
+                        "missing_share": float(values.isna().mean()) if len(values) else 0.0,
+                        "distinct": int(values.nunique(dropna=True)),
+                        "most_frequent": top.index[0] if len(top) else None,
+                        "min": values.min() if ordered else None, "max": values.max() if ordered else None}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 # ------------------------------------------------------------------------------- the audit
 class AuditTrail:
     """Rows of one source, the reason each dropped row was dropped and the fixes applied.
@@ -134,8 +162,11 @@ class AuditTrail:
         frames = [pd.DataFrame({"source": self.source, "row": rows, "reason": reason, "action": "fix"})
                   for reason, rows in self.fixes]
         if not frames:
-            return pd.DataFrame(columns=["source", "row", "reason", "action"])
-        return pd.concat(frames, ignore_index=True).drop_duplicates(["row", "reason"])
+            return pd.DataFrame({"source": pd.Series(dtype=object), "row": pd.Series(dtype=np.int64),
+                                 "reason": pd.Series(dtype=object), "action": pd.Series(dtype=object)})
+        fixed = pd.concat(frames, ignore_index=True).drop_duplicates(["row", "reason"])
+        still_kept = self.kept[self.index.get_indexer(fixed["row"].to_numpy())]  # a row fixed, then dropped: dropped
+        return fixed[still_kept].reset_index(drop=True)
 
     def summary(self) -> dict:
         """``rows_in, rows_kept, dropped, dropped:<reason>..., fixed:<reason>...``; asserts the balance."""
@@ -144,12 +175,13 @@ class AuditTrail:
                "rows_dropped": int((~self.kept).sum())}
         for reason in self.order:
             row[f"dropped:{reason}"] = int(counts.get(reason, 0))
-        for reason, rows in self.fixes:
-            row[f"fixed:{reason}"] = row.get(f"fixed:{reason}", 0) + len(rows)
+        fixed = self.fixed_rows()
+        for reason, count in fixed.groupby("reason", sort=False).size().items():
+            row[f"fixed:{reason}"] = int(count)  # distinct rows: a row fixed twice by one rule counts once
         dropped = sum(v for k, v in row.items() if k.startswith("dropped:"))
-        assert row["rows_in"] == row["rows_kept"] + dropped, (
-            f"{self.source}: audit does not balance: {row['rows_in']} in != {row['rows_kept']} kept + "
-            f"{dropped} dropped")
+        if row["rows_in"] != row["rows_kept"] + dropped:
+            raise RuntimeError(f"{self.source}: audit does not balance: {row['rows_in']} in != "
+                               f"{row['rows_kept']} kept + {dropped} dropped")
         return row
 
 
@@ -157,8 +189,8 @@ def audit_table(trails: Iterable[AuditTrail]) -> pd.DataFrame:
     """One row per source; missing reason counts are 0. Asserts that every row balances."""
     table = pd.DataFrame({t.source: t.summary() for t in trails}).T.fillna(0).astype(np.int64)
     dropped = table[[c for c in table.columns if c.startswith("dropped:")]].sum(axis=1)
-    assert (table["rows_in"] == table["rows_kept"] + dropped).all(), "audit does not balance"
-    assert (table["rows_dropped"] == dropped).all(), "audit does not balance"
+    if not ((table["rows_in"] == table["rows_kept"] + dropped).all() and (table["rows_dropped"] == dropped).all()):
+        raise RuntimeError(f"audit does not balance:\n{table}")
     table.index.name = "source"
     return table
 
@@ -201,12 +233,18 @@ def near_duplicates(frame: pd.DataFrame, keys: list[str], time: str, window: pd.
 
 
 def bot_user_agents(agents: pd.Series, pattern: str = BOT_AGENT_PATTERN) -> np.ndarray:
-    """Requests whose user agent names a crawler, a script or a headless browser."""
-    return agents.astype("string").str.contains(pattern, case=False, regex=True).fillna(False).to_numpy(bool)
+    """Requests whose user agent names a crawler, a script or a headless browser.
+
+    A log has millions of rows but a few hundred distinct agents: each distinct string is tested once.
+    """
+    codes, distinct = pd.factorize(agents.astype("string"), use_na_sentinel=True)
+    is_bot = pd.Series(distinct, dtype="string").str.contains(pattern, case=False, regex=True)
+    lookup = np.append(is_bot.fillna(False).to_numpy(bool), False)  # code -1 (missing) -> not a bot
+    return lookup[codes]
 
 
-def inhuman_rate_accounts(users: pd.Series, times_ms: pd.Series, max_median_gap_s: float = 5.0,
-                          min_requests: int = 50) -> pd.DataFrame:
+def inhuman_rate_accounts(users: pd.Series, times_ms: pd.Series, max_median_gap_s: float = 2.5,
+                          min_requests: int = 30) -> pd.DataFrame:
     """Per account: requests, median gap between consecutive requests, and whether it is a scraper.
 
     People read a product page for tens of seconds; a scraper behind a browser user agent asks
@@ -231,7 +269,7 @@ def out_of_range_times(times: pd.Series, low: pd.Timestamp, high: pd.Timestamp) 
     return (t.isna() | (t < low) | (t > high)).to_numpy()
 
 
-def plausible_window(times: pd.Series, margin: pd.Timedelta = pd.Timedelta(days=7)) -> tuple:
+def plausible_window(times: pd.Series, margin: pd.Timedelta = PLAUSIBLE_MARGIN) -> tuple:
     """A data-driven valid time range: the 0.5% and 99.5% quantiles widened by ``margin``."""
     t = pd.to_datetime(times)
     return t.quantile(0.005) - margin, t.quantile(0.995) + margin
@@ -239,8 +277,8 @@ def plausible_window(times: pd.Series, margin: pd.Timedelta = pd.Timedelta(days=
 
 def estimate_clock_skew(frame: pd.DataFrame, time_ms: str = "ts_ms", order: str = "request_id",
                         server: str = "server_id", reference: np.ndarray | None = None,
-                        min_offset: pd.Timedelta = pd.Timedelta(hours=2),
-                        resolution: pd.Timedelta = pd.Timedelta(minutes=15), min_rows: int = 20
+                        min_offset: pd.Timedelta = SKEW_MIN_OFFSET,
+                        resolution: pd.Timedelta = SKEW_RESOLUTION, min_rows: int = 20
                         ) -> tuple[np.ndarray, pd.DataFrame]:
     """Per-row clock offsets (ms) of servers whose clock disagrees with the others.
 
@@ -261,8 +299,17 @@ def estimate_clock_skew(frame: pd.DataFrame, time_ms: str = "ts_ms", order: str 
     offset = np.zeros(len(frame), dtype=np.int64)
     step = resolution.value / 1e6
     limit = min_offset.value / 1e6
+    found: dict[str, float] = {}
+
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def residuals(name: str) -> tuple[np.ndarray, np.ndarray]:
+        key_now = (name, len(found))  # offsets change only when a server is found
+        if key_now not in cache:
+            cache[key_now] = _residuals(name)
+        return cache[key_now]
+
+    def _residuals(name: str) -> tuple[np.ndarray, np.ndarray]:
         mine = (srv == name) & reference
         ref = reference & (srv != name)
         if ref.sum() < 2 or not mine.any():
@@ -277,7 +324,6 @@ def estimate_clock_skew(frame: pd.DataFrame, time_ms: str = "ts_ms", order: str 
         dense = np.abs(ref_ts[right] - ref_ts[right - 1]) < limit / 2
         return residual, dense & (np.abs(residual) > limit)
 
-    found: dict[str, float] = {}
     for _ in range(len(names)):  # the worst server first, then look again with it corrected
         far_counts = {name: int(residuals(name)[1].sum()) for name in names if name not in found}
         if not far_counts:
@@ -435,8 +481,8 @@ def _as_tables(raw) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def clean_sources(raw, near_duplicate_window: pd.Timedelta = pd.Timedelta(milliseconds=500),
-                  bot_max_median_gap_s: float = 5.0, bot_min_requests: int = 50,
+def clean_sources(raw, near_duplicate_window: pd.Timedelta = NEAR_DUPLICATE_WINDOW,
+                  bot_max_median_gap_s: float = 2.5, bot_min_requests: int = 30,
                   max_quantity: int = 100, max_price_ratio: float = 50.0,
                   price_typo_ratio: float = 5.0) -> CleaningResult:
     """Clean the marketplace's four raw sources; see the module docstring and notebook 01.
@@ -523,6 +569,9 @@ def clean_sources(raw, near_duplicate_window: pd.Timedelta = pd.Timedelta(millis
     beh_t.drop(~(event.isin(["favorite", "add_to_cart", PURCHASE, "cancel"]).fillna(False).to_numpy(bool)),
                "unknown_event")
 
+    ordered = [trails[name] for name in SOURCES]
+    _check_not_all_dropped(ordered, audit_table(ordered))  # before repairs that need kept rows
+
     # ---- catalogue prices: repaired from what customers paid (kept purchases), then the category
     paid = behaviour.loc[beh_t.kept & is_buy].groupby(ITEM)["unit_price"].max()
     paid_ref = paid.reindex(cat[ITEM]).to_numpy()
@@ -563,9 +612,7 @@ def clean_sources(raw, near_duplicate_window: pd.Timedelta = pd.Timedelta(millis
     beh["event_type"] = event
     beh_t.fix(no_price, "missing")
 
-    ordered = [trails[name] for name in SOURCES]
     audit = audit_table(ordered)
-    _check_not_all_dropped(ordered, audit)
     clean = {"members": mem.loc[mem_t.kept].reset_index(drop=True),
              "behaviour_log": beh.loc[beh_t.kept].reset_index(drop=True),
              "click_log": clk.loc[clk_t.kept].reset_index(drop=True),
@@ -612,8 +659,33 @@ def score_against_truth(result: CleaningResult | pd.DataFrame, truth: pd.DataFra
     return table
 
 
+#: the column that names the person behind a row of each source (the catalogue has none)
+PERSON_COLUMN = {"members": "member_id", "behaviour_log": USER, "click_log": USER}
+
+
+def over_cleaning(result: CleaningResult, raw) -> pd.DataFrame:
+    """What over-cleaning cost: dropped rows the truth says were real, per source and reason.
+
+    ``raw`` is the :class:`~recsys_utils.data.raw_sources.RawSources` that was cleaned (its
+    ``truth`` table and tables). Columns: ``source, reason, real_rows_lost`` and
+    ``real_users_hit`` (distinct people those rows belong to; 0 for the catalogue).
+    """
+    truth = raw.truth
+    real_drop = truth.loc[truth["action"] == "drop", ["source", "row"]].assign(_dirty=True)
+    lost = result.dropped.merge(real_drop, on=["source", "row"], how="left")
+    lost = lost[lost["_dirty"].isna()].drop(columns="_dirty")
+    rows = []
+    for (source, reason), part in lost.groupby(["source", "reason"], sort=True):
+        column = PERSON_COLUMN.get(source)
+        people = 0
+        if column is not None:
+            people = int(getattr(raw, source).loc[part["row"].to_numpy(), column].nunique(dropna=True))
+        rows.append({"source": source, "reason": reason, "real_rows_lost": len(part), "real_users_hit": people})
+    return pd.DataFrame(rows, columns=["source", "reason", "real_rows_lost", "real_users_hit"])
+
+
 # ------------------------------------------------------------------------------- interactions
-def cleaned_interactions(result: CleaningResult, session_gap: pd.Timedelta = pd.Timedelta(minutes=30)
+def cleaned_interactions(result: CleaningResult, session_gap: pd.Timedelta = SESSION_GAP
                          ) -> pd.DataFrame:
     """The cleaned logs as the course's interactions table (like ``world.interactions``).
 
@@ -657,6 +729,6 @@ __all__ = [
     "AuditTrail", "CleaningError", "CleaningResult", "SCHEMAS", "audit_table", "bot_user_agents",
     "canonical_gender", "canonical_strings", "clean_sources", "cleaned_interactions", "compare_with_clean",
     "estimate_clock_skew", "exact_duplicates", "impossible_prices", "impossible_quantities",
-    "impute_category_from_title", "inhuman_rate_accounts", "near_duplicates", "out_of_range_times",
-    "plausible_window", "score_against_truth", "test_accounts", "unknown_ids", "validate_table",
+    "impute_category_from_title", "inhuman_rate_accounts", "near_duplicates", "out_of_range_times", "over_cleaning",
+    "plausible_window", "profile_table", "score_against_truth", "test_accounts", "unknown_ids", "validate_table",
 ]

@@ -16,6 +16,8 @@ import pandas as pd
 from recsys_utils.constants import CATEGORY, EVENT, ITEM, PRICE, SESSION, TIMESTAMP, USER, VIEW
 
 EPOCH = pd.Timestamp("1970-01-01")
+#: the web-analytics convention: a session ends after 30 minutes without events
+SESSION_GAP = pd.Timedelta(minutes=30)
 COLUMNS = [USER, ITEM, TIMESTAMP, EVENT, SESSION, "device", "quantity", PRICE, "order_id", "source"]
 
 
@@ -78,17 +80,17 @@ def merge_logs(clicks: pd.DataFrame, behaviour: pd.DataFrame) -> pd.DataFrame:
     return events
 
 
-def sessionise(events: pd.DataFrame, gap: pd.Timedelta = pd.Timedelta(minutes=30)) -> pd.DataFrame:
+def sessionise(events: pd.DataFrame, gap: pd.Timedelta = SESSION_GAP) -> pd.DataFrame:
     """Add ``session_id``: a user's session ends after ``gap`` without events.
 
-    Session ids are 1..n in the order of (user, session start). Returns a copy in the input's row
+    Session ids are 1..n in the order of (user id, session start). Returns a copy in the input's row
     order, with ``session_id`` placed after ``event``.
     """
     _need(events, [USER, TIMESTAMP], "sessionise")
     if gap <= pd.Timedelta(0):
         raise ValueError("sessionise: gap must be positive")
     t = pd.to_datetime(events[TIMESTAMP]).to_numpy().astype("datetime64[ns]").astype(np.int64)
-    user = pd.factorize(events[USER])[0]
+    user = pd.factorize(events[USER], sort=True)[0]
     order = np.lexsort((np.arange(len(events)), t, user))
     u, ts = user[order], t[order]
     new = np.ones(len(order), dtype=bool)
@@ -143,7 +145,7 @@ def attach_members(events: pd.DataFrame, members: pd.DataFrame,
     return events.merge(table[keep], on=USER, how="left", validate="many_to_one")
 
 
-def integrate(result, gap: pd.Timedelta = pd.Timedelta(minutes=30)) -> pd.DataFrame:
+def integrate(result, gap: pd.Timedelta = SESSION_GAP) -> pd.DataFrame:
     """Cleaned sources → one sessionised event table with item details and member data."""
     events = sessionise(merge_logs(result["click_log"], result["behaviour_log"]), gap=gap)
     return attach_members(attach_items(events, result["catalogue"]), result["members"])

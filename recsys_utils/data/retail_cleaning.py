@@ -12,7 +12,9 @@ non-positive prices or quantities (stock adjustments); and some lines are exact 
 ``missing_customer``, ``cancellation``, ``not_a_product``, ``bad_quantity``, ``bad_price``,
 ``duplicate``; it fixes stray whitespace in descriptions and lower-case stock codes
 (``inconsistent``). The audit balances exactly (asserted). :func:`retail_facts` counts each
-condition on the raw table independently of the rule order.
+condition on the raw table independently of the rule order. Turning the cleaned lines into the
+course's interactions table is the loader's job (:func:`recsys_utils.data.loaders.online_retail_dataset`,
+which calls :func:`clean_online_retail`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import EVENT, ITEM, PRICE, PURCHASE, SESSION, TIMESTAMP, USER
 from recsys_utils.data.cleaning import (
     AuditTrail,
     CleaningResult,
@@ -114,20 +115,5 @@ def clean_online_retail(raw: pd.DataFrame, allow_empty: bool = False) -> RetailC
                                 {"facts": retail_facts(raw)})
 
 
-def retail_interactions(result: RetailCleaningResult) -> pd.DataFrame:
-    """Cleaned Online Retail lines as purchases in the course vocabulary (one session per invoice)."""
-    kept = result.frame.sort_values(["InvoiceDate", "CustomerID"], kind="stable")
-    return pd.DataFrame({
-        USER: kept["CustomerID"].astype(np.int64).to_numpy(),
-        ITEM: kept["StockCode"].astype(str).to_numpy(),
-        TIMESTAMP: kept["InvoiceDate"].to_numpy(),
-        EVENT: PURCHASE,
-        SESSION: pd.factorize(kept["InvoiceNo"])[0] + 1,
-        "quantity": kept["Quantity"].astype(np.int64).to_numpy(),
-        PRICE: kept["UnitPrice"].astype(np.float64).to_numpy(),
-        "order_id": kept["InvoiceNo"].astype(str).to_numpy(),
-    })
-
-
 __all__ = ["RETAIL_SCHEMA", "RetailCleaningResult", "clean_online_retail", "is_cancellation", "is_product",
-           "retail_facts", "retail_interactions"]
+           "retail_facts"]

@@ -304,12 +304,14 @@ class IdMLPRegressor(TorchRecommender):
 
     Fit on an :class:`Interactions` whose stored values are ratings (e.g. built with
     ``Interactions.from_frame(ratings, weight="rating")``). With a validation matrix of ratings it
-    stops early on validation RMSE (the metric in the history is ``-RMSE``: higher is better).
+    stops early on validation RMSE (``history_.metric_name == "rmse"``, lower is better).
     ``score`` returns predicted ratings for every item (ranking by them is a weak recommender:
     rated items are not a random sample of the catalogue).
     """
 
     name = "id-mlp-regressor"
+    val_metric_name = "rmse"
+    val_mode = "min"
 
     def __init__(self, dim: int = 32, hidden: Sequence[int] = (64, 32), dropout: float = 0.0,
                  epochs: int = 30, batch_size: int = 1024, lr: float = 1e-3, **kwargs) -> None:
@@ -330,7 +332,7 @@ class IdMLPRegressor(TorchRecommender):
         return F.mse_loss(module(users, items) + self.global_mean_, ratings)
 
     def _validate(self, train: Interactions, validation: Interactions) -> float:
-        return -self.rmse(validation)
+        return self.rmse(validation)
 
     def _score_users(self, module: nn.Module, users: torch.Tensor) -> torch.Tensor:
         return module.score_all(users) + self.global_mean_

@@ -325,8 +325,11 @@ class TorchSequentialRecommender(SequentialRecommender):
 
     Subclasses implement :meth:`_build` (the :class:`SequenceNet`). ``fit`` trains with
     :func:`recsys_utils.training.fit_torch`: Adam, full softmax cross-entropy, gradient norm
-    clipped to ``clip_norm``, early stopping on validation NDCG@10 with ``patience``. For a
-    benchmark, :meth:`init` builds the network and :meth:`train_epoch` runs one epoch.
+    clipped to ``clip_norm``, early stopping on validation NDCG@10 with ``patience`` (the best
+    epoch's weights are restored). ``max_len`` bounds what the network reads: training uses the
+    last ``max_len + 1`` items of each sequence (``max_len`` inputs, each predicting the next) and
+    scoring the last ``max_len`` items of each history. For a benchmark, :meth:`init` builds the
+    network and :meth:`train_epoch` runs one epoch.
     """
 
     def __init__(self, dim: int = 64, epochs: int = 20, batch_size: int = 128, lr: float = 2e-3,
@@ -376,6 +379,8 @@ class TorchSequentialRecommender(SequentialRecommender):
         if sequences.n_items != self.n_items_:
             raise ValueError(f"{type(self).__name__}: sequences have {sequences.n_items} items, "
                              f"the network was built for {self.n_items_}")
+        if sequences.max_len > self.max_len + 1:  # inputs of at most max_len items, plus the last target
+            sequences = Sequences(sequences.items[:, -(self.max_len + 1):], sequences.keys, sequences.item_index)
         batches = SequenceBatches(sequences, self.batch_size, seed=self.seed + self._epochs_done)
 
         def validate() -> float:
@@ -437,7 +442,24 @@ class GRU4RecNet(SequenceNet):
         self.project = nn.Linear(hidden, dim) if hidden != dim else nn.Identity()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(self.dropout(self.item_embedding(x)))
+        """Hidden state after every position; padding steps are skipped (packed sequences).
+
+        Histories are right-aligned, so each row is rotated to the left, packed with its length,
+        run through the GRU and rotated back: a row's states do not depend on how much padding
+        precedes it (the same history scores the same in any batch).
+        """
+        steps = x.shape[1]
+        lengths = (x > 0).sum(dim=1)
+        pad = steps - lengths
+        columns = torch.arange(steps, device=x.device).unsqueeze(0)
+        left = x.gather(1, (columns + pad.unsqueeze(1)) % steps)  # real items first
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(self.item_embedding(left)), lengths.clamp(min=1).cpu(), batch_first=True,
+            enforce_sorted=False)
+        states, _ = self.gru(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=steps)
+        back = ((columns - pad.unsqueeze(1)) % steps).unsqueeze(-1).expand(-1, -1, states.shape[-1])
+        states = states.gather(1, back)  # right-aligned again; padding positions hold zeros
         return self.project(self.dropout(states))
 
 
@@ -496,9 +518,12 @@ class CaserNet(SequenceNet):
         batch, steps = x.shape
         emb = self.item_embedding(x)  # (B, T, d)
         channels = emb.transpose(1, 2)  # (B, d, T)
+        real = (x > 0).unsqueeze(1)  # (B, 1, T)
         pooled = []
         for height, conv in enumerate(self.horizontal, start=1):
-            activation = F.relu(conv(F.pad(channels, (height - 1, 0))))  # (B, n_h, T), causal
+            # causal convolution; activations at padding positions are zeroed so that the max
+            # over the window sees the same values whatever the amount of left padding
+            activation = F.relu(conv(F.pad(channels, (height - 1, 0)))) * real  # (B, n_h, T)
             span = self.window - height + 1  # positions of this filter inside the window
             pooled.append(F.max_pool1d(F.pad(activation, (span - 1, 0)), span, stride=1))
         horizontal = torch.cat(pooled, dim=1).transpose(1, 2)  # (B, T, n_h * window)
@@ -548,14 +573,25 @@ class CausalSelfAttentionBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.p = dropout
 
-    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _qkv(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, steps, dim = h.shape
         q, k, v = self.qkv(self.norm_attention(h)).chunk(3, dim=-1)
+        return tuple(t.reshape(batch, steps, self.heads, dim // self.heads).transpose(1, 2) for t in (q, k, v))
 
-        def split(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(batch, steps, self.heads, dim // self.heads).transpose(1, 2)
+    def attention_weights(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The attention weights ``softmax(QK^T / sqrt(d_head))`` under ``mask``: ``(B, heads, T, T)``.
 
-        attended = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask,
+        Row ``t`` says how much position ``t`` reads from each earlier position (the same weights
+        :meth:`forward` uses, computed explicitly for plots and tests).
+        """
+        q, k, _ = self._qkv(h)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, steps, dim = h.shape
+        q, k, v = self._qkv(h)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                   dropout_p=self.p if self.training else 0.0)
         h = h + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, steps, dim)))
         return h + self.dropout(self.ffn(self.norm_ffn(h)))
@@ -579,19 +615,35 @@ class SASRecNet(SequenceNet):
         self.blocks = nn.ModuleList(CausalSelfAttentionBlock(dim, heads, dropout) for _ in range(blocks))
         self.norm = nn.LayerNorm(dim)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, -self.max_len:]
+    def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embedded inputs ``(B, T, d)``, the real-item mask ``(B, T, 1)`` and the attention mask."""
         steps = x.shape[1]
+        if steps > self.max_len:
+            raise ValueError(f"SASRecNet: {steps} positions but only {self.max_len} position embeddings "
+                             "(keep the last max_len items)")
         positions = torch.arange(self.max_len - steps, self.max_len, device=x.device)
         h = self.item_embedding(x) * math.sqrt(self.dim) + self.position_embedding(positions)
         real = (x > 0).unsqueeze(-1)
-        h = self.dropout(h) * real
         causal = torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()
         eye = torch.eye(steps, dtype=torch.bool, device=x.device)
-        mask = (causal & (x > 0).unsqueeze(1).unsqueeze(2)) | eye  # (B, 1, T, T): True = attend
+        # (B, 1, T, T), True = may attend: itself and the real items at or before the position
+        mask = (causal & (x > 0).unsqueeze(1).unsqueeze(2)) | eye
+        return self.dropout(h) * real, real, mask
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h, real, mask = self._inputs(x)
         for block in self.blocks:
             h = block(h, mask) * real
         return self.norm(h)
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every block: ``(B, blocks, heads, T, T)`` (no dropout in eval mode)."""
+        h, real, mask = self._inputs(x)
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attention_weights(h, mask))
+            h = block(h, mask) * real
+        return torch.stack(maps, dim=1)
 
 
 class SASRec(TorchSequentialRecommender):
@@ -606,6 +658,27 @@ class SASRec(TorchSequentialRecommender):
 
     def _build(self, n_items: int) -> SequenceNet:
         return SASRecNet(n_items, self.dim, self.max_len, self.blocks, self.heads, self.dropout)
+
+    def attention_maps(self, history: np.ndarray) -> np.ndarray:
+        """Attention weights for one history (1-D, ``-1`` = padding): ``(blocks, heads, L, L)``.
+
+        Only the ``L`` real items (the most recent ``max_len``) are kept, oldest first; entry
+        ``[b, h, t, s]`` is how much position ``t`` attends to position ``s <= t`` in block ``b``.
+        """
+        n_items = self._check_fitted()
+        if self.module_ is None:
+            raise RuntimeError("SASRec has no network: call fit(sequences) first")
+        history = _check_histories(np.asarray(history).reshape(1, -1), n_items, "SASRec.attention_maps")
+        items = history[history != PAD][-self.max_len:]
+        if len(items) == 0:
+            raise ValueError("SASRec.attention_maps: the history has no item")
+        was_training = self.module_.training
+        self.module_.eval()
+        with torch.no_grad():
+            ids = torch.from_numpy(items[None, :] + 1).to(self.device_)
+            maps = self.module_.attention_maps(ids)[0].float().cpu().numpy()
+        self.module_.train(was_training)
+        return maps
 
 
 __all__ = [
