@@ -43,6 +43,7 @@ shuffled once per epoch and sliced, negatives are drawn per batch (no Python loo
 negatives)`` for BPR-style losses (``negatives`` has shape ``(B,)`` for one negative, else
 ``(B, n_negatives)``); ``kind="rating"`` yields ``(users, items, values)`` of the stored cells.
 :class:`UserBatches` -- whole user rows ``(user_indices, dense rows)`` for autoencoders.
+:class:`ArrayBatches` -- aligned arrays (e.g. encoded feature rows and labels), reshuffled per epoch.
 
 :func:`save_state` / :func:`load_state` -- checkpoints as ``state_dict`` files, loaded with
 ``weights_only=True``.
@@ -52,7 +53,13 @@ models: ``fit(train, validation=None)`` builds the network, trains it with :func
 (early stopping on validation NDCG@10 when a validation :class:`Interactions` is given, here or
 in the constructor), keeps ``history_`` and ``module_``; ``score(user_indices)`` runs batched
 forward passes on the device and returns a numpy array. Subclasses implement ``_build(train)``,
-``_batches(train)``, ``_loss(module, batch)`` and ``_score_users(module, users)``.
+``_batches(train)``, ``_loss(module, batch)`` and ``_score_users(module, users)``; the class
+attributes ``val_metric_name`` / ``val_mode`` name the metric of ``_validate`` ("ndcg@10", "max"
+by default; a rating model uses "rmse", "min"). ``forward_pairs(users, items)`` runs the network on
+aligned index pairs.
+
+:func:`refit` -- a fresh copy of a tuned :class:`TorchRecommender` trained for its best number of
+epochs on more data (train + validation) without validation.
 
 :func:`validation_ndcg` -- NDCG@k of a fitted recommender on a validation :class:`Interactions`
 through :func:`recsys_utils.evaluation.protocol.evaluate` (optionally on a fixed sample of users).
@@ -742,6 +749,19 @@ class TorchRecommender(Recommender):
             for start in range(0, len(users), batch_size):
                 chunk = torch.from_numpy(users[start:start + batch_size]).to(self.device_)
                 out[start:start + len(chunk)] = self._score_users(module, chunk).float().cpu().numpy()
+        module.train(was_training)
+        return out
+
+    def forward_pairs(self, user_indices, item_indices) -> np.ndarray:
+        """``module(users, items)`` for aligned index pairs, in eval mode without gradients (raw
+        outputs: logits for click models, ratings minus any offset for regressors)."""
+        module = self._check_module()
+        users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64), device=self.device_)
+        items = torch.as_tensor(np.asarray(item_indices, dtype=np.int64), device=self.device_)
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            out = module(users, items).float().cpu().numpy()
         module.train(was_training)
         return out
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 from torch import nn
 
 from recsys_utils.data.interactions import Interactions
@@ -190,12 +191,7 @@ class _Pointwise(TorchRecommender):
 
     def predict_proba(self, user_indices, item_indices) -> np.ndarray:
         """Click probability σ(f(u, i)) for aligned pairs of indices."""
-        module = self._check_module()
-        users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64), device=self.device_)
-        items = torch.as_tensor(np.asarray(item_indices, dtype=np.int64), device=self.device_)
-        module.eval()
-        with torch.no_grad():
-            return torch.sigmoid(module(users, items)).cpu().numpy()
+        return expit(self.forward_pairs(user_indices, item_indices))
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """User and item embedding matrices (for NeuMF: the GMF ones) as numpy arrays."""
@@ -342,15 +338,7 @@ class IdMLPRegressor(TorchRecommender):
 
     def predict(self, user_indices, item_indices) -> np.ndarray:
         """Predicted ratings for aligned pairs of indices."""
-        module = self._check_module()
-        users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64), device=self.device_)
-        items = torch.as_tensor(np.asarray(item_indices, dtype=np.int64), device=self.device_)
-        was_training = module.training
-        module.eval()
-        with torch.no_grad():
-            out = (module(users, items) + self.global_mean_).cpu().numpy()
-        module.train(was_training)
-        return out
+        return self.forward_pairs(user_indices, item_indices) + self.global_mean_
 
     def rmse(self, ratings: Interactions) -> float:
         """Root mean squared error on the stored cells of ``ratings`` (same index as train)."""

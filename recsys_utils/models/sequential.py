@@ -27,6 +27,11 @@ cross-entropy with one sampled negative in SASRec); see Klenitskiy & Vasilev (20
 trained with cross-entropy. Training uses :func:`recsys_utils.training.fit_torch` (batching, early
 stopping on validation NDCG@10, gradient clipping, device choice, seeding).
 
+Every network is causal (the state at position ``t`` depends on items ``<= t`` only) and
+padding-invariant (a history scores the same whatever the left padding in its batch); both are
+tested in ``tests/test_sequential.py``. :meth:`SASRec.attention_maps` returns one history's
+attention weights for plots.
+
 References: Rendle, Freudenthaler & Schmidt-Thieme (2010) "Factorizing personalized Markov chains";
 Hidasi et al. (2016) "Session-based recommendations with recurrent neural networks" (GRU4Rec);
 Tang & Wang (2018) "Personalized top-N sequential recommendation via convolutional sequence
