@@ -196,3 +196,67 @@ def test_decayed_popularity_hand_computed():
     assert pop.top(1).tolist() == [2]
     with pytest.raises(ValueError, match="older"):
         pop.update(np.array([0]), np.array([0.0]))
+
+
+def test_item_item_channel_scores_the_history_the_way_the_model_was_fitted():
+    train, _ = _structured(n_users=50)
+    weighted = train.matrix.copy()
+    weighted.data[:] = 3.0  # e.g. purchase weights in the pipeline's history
+    ease = EASE(l2=10.0).fit(train)
+    channel = channel_from_model("ease", ease)
+    assert bool(channel.arrays["binary"])
+    np.testing.assert_allclose(channel.score(np.arange(50), sp.csr_matrix(weighted)), ease.score(np.arange(50)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_rerank_puts_a_rule_abiding_advert_in_place_and_counts_it_in_the_category_cap():
+    rules = _rules()
+    users = np.arange(30)
+    rng = np.random.default_rng(4)
+    candidates = np.argsort(rng.random((30, 50)), axis=1)[:, :40]
+    scores = -np.sort(-rng.random((30, 40)), axis=1)
+    pipeline = ServingPipeline([], sp.csr_matrix((30, 50)), rules.item_category)
+    ads = rng.integers(0, 50, 30)
+    lists = pipeline.rerank(users, candidates, scores, k=8, rules=rules, sponsored=ads, sponsored_position=2)
+    assert set(rule_violations(users, lists, rules).values()) == {0}
+    ok = rules.allowed(users, ads[:, None])[:, 0]
+    assert (lists[ok, 2] == ads[ok]).all() and (lists[~ok, 2] != ads[~ok]).all()
+    assert ok.any() and (~ok).any()
+    plain = pipeline.rerank(users, candidates, scores, k=8, rules=rules)
+    np.testing.assert_array_equal(plain, apply_rules(users, candidates, rules, 8))
+    with pytest.raises(ValueError, match="sponsored items"):
+        pipeline.rerank(users, candidates, scores, k=8, sponsored=ads[:3])
+
+
+def test_gbdt_ranker_roundtrips_and_can_be_copied(tmp_path):
+    train, category = _structured()
+    channels = [channel_from_model("ease", EASE(l2=10.0).fit(train)),
+                channel_from_model("popularity", PopularityRecommender().fit(train))]
+    pipeline = ServingPipeline(channels, train.matrix, category, n_recall=15,
+                               item_features={"freshness": np.linspace(0, 1, 60)})
+    later, _ = _structured(seed=2)
+    pipeline.fit_ranker(np.arange(200), later.matrix, kind="gbdt", n_trees=10, min_data_in_leaf=20)
+    assert "user:log_activity" in pipeline.feature_importance()
+    lists = pipeline.recommend(np.arange(200), k=5)
+    again = ServingPipeline.load(pipeline.save(tmp_path / "p.npz"))
+    np.testing.assert_array_equal(again.recommend(np.arange(200), k=5), lists)
+    twin = ServingPipeline(channels, train.matrix, category, n_recall=15,
+                           item_features={"freshness": np.linspace(0, 1, 60)}).copy_ranker(pipeline)
+    np.testing.assert_array_equal(twin.recommend(np.arange(200), k=5), lists)
+    with pytest.raises(ValueError, match="features differ"):
+        ServingPipeline(channels, train.matrix, category).copy_ranker(pipeline)
+    with pytest.raises(ValueError, match="shape"):
+        pipeline.fit_ranker(np.arange(10), sp.csr_matrix((3, 3)))
+
+
+def test_item_serving_features_use_only_the_past_and_mark_fresh_items():
+    from recsys_utils.serving.pipeline import item_serving_features
+
+    items = pd.DataFrame({"item_id": [1, 2, 3], "price": [10.0, 20.0, np.nan],
+                          "launch_time": pd.to_datetime(["2024-01-01", "2024-03-08", "2024-03-20"])})
+    events = pd.DataFrame({"item_id": [1, 1, 2, 3], "timestamp": pd.to_datetime(
+        ["2024-03-09", "2024-03-01", "2024-03-09", "2024-03-21"])})
+    out = item_serving_features(events, items, np.array([1, 2, 3]), "2024-03-15", recent_days=7)
+    np.testing.assert_allclose(out["recent_log_popularity"], np.log1p([1, 1, 0]))
+    np.testing.assert_allclose(out["freshness"], [0.0, 1 - 7 / 14, 0.0], atol=1e-6)  # item 3 not launched yet
+    np.testing.assert_allclose(out["log_price"], np.log([10.0, 20.0, 15.0]), rtol=1e-6)

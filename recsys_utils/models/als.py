@@ -12,17 +12,21 @@ With ``Y`` fixed, each user's vector solves the normal equations
 
     (Y^T Y + Y^T (C_u - I) Y + lambda I) x_u = Y^T C_u p_u,
 
-where ``Y^T Y`` is shared by all users and ``C_u - I`` is non-zero only on the user's items.
-Here the per-user parts ``Y_u^T (C_u - I) Y_u`` are built for *all users at once*: users are
-sorted by activity and cut into chunks of similar length, and each chunk is one batched matrix
-product over its gathered item factors (no Python loop per user; fast BLAS instead of scattered
-sparse kernels). The systems are then solved by a few conjugate-gradient steps warm-started from
-the previous vectors (``solver="cg"``, Takács et al. 2011; every user with its own step sizes) or
-exactly by batched Cholesky (``solver="cholesky"``). Items are updated the same way on the
-transposed matrix.
+where ``Y^T Y`` is shared by all users and ``C_u - I`` is non-zero only on the user's items, so a
+product ``A_u x_u`` costs ``O(f^2 + n_u f)``. With ``solver="cg"`` (the default) a few steps of
+conjugate gradients warm-started from the previous vector are run for *all users at once*: the
+products for every user are two sparse kernels over the interaction matrix (a sampled dense-dense
+product giving ``x_u^T y_i`` on the stored cells, then a sparse x dense product) plus one dense
+``X (Y^T Y + lambda I)``; each user keeps its own CG step sizes. Cost per sweep is linear in ``f``.
+With ``solver="cholesky"`` (and in :meth:`ALS.fold_in`) the systems are built explicitly -- users
+sorted by activity and chunked so that each chunk is one batched matrix product -- and solved
+exactly by batched Cholesky (cost ``O(nnz f^2)``). Items are updated the same way on the transposed
+matrix.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,6 +40,68 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _SparseSide:
+    """One side of the problem (users or items) as torch CSR tensors sharing one pattern."""
+
+    def __init__(self, matrix: sp.csr_matrix, alpha: float, dtype: torch.dtype, device: str) -> None:
+        matrix = sp.csr_matrix(matrix, dtype=np.float64)
+        matrix.sort_indices()
+        self.shape = matrix.shape
+        self.crow = torch.from_numpy(matrix.indptr.astype(np.int32)).to(device)
+        self.col = torch.from_numpy(matrix.indices.astype(np.int32)).to(device)
+        weights = torch.from_numpy(alpha * matrix.data).to(device=device, dtype=dtype)
+        self.conf_minus_one = weights  # c_ui - 1 = alpha r_ui
+        self.conf = self.csr(weights + 1.0)  # c_ui, the right-hand side's weights
+        self.pattern = self.csr(torch.ones_like(weights))
+
+    def csr(self, values: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+            return torch.sparse_csr_tensor(self.crow, self.col, values, size=self.shape,
+                                           check_invariants=False)
+
+    def weighted_product(self, x: torch.Tensor, y: torch.Tensor, y_t: torch.Tensor) -> torch.Tensor:
+        """``sum_i (c_ui - 1) (x_u . y_i) y_i`` for every row ``u``: SDDMM then SpMM.
+
+        ``y_t`` is ``y.T`` made contiguous once by the caller.
+        """
+        dots = torch.sparse.sampled_addmm(self.pattern, x, y_t, beta=0.0)
+        dots.values().mul_(self.conf_minus_one)  # the result is a fresh CSR tensor: scale in place
+        return dots @ y
+
+
+def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor, regularization: float,
+                            steps: int) -> torch.Tensor:
+    """Improve every row of ``x`` by ``steps`` CG iterations on its normal equations (in place).
+
+    Row ``u`` solves ``(Y^T Y + lambda I + Y^T (C_u - I) Y) x_u = Y^T C_u 1``; all rows run in
+    lock-step, each with its own step sizes ``alpha_u`` and ``beta_u``.
+    """
+    gram = y.T @ y
+    gram.diagonal().add_(regularization)
+    y_t = y.T.contiguous()
+
+    def apply(p: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(side.weighted_product(p, y, y_t), p, gram)
+
+    rhs = side.conf @ y
+    residual = rhs - apply(x)
+    direction = residual.clone()
+    rs_old = torch.linalg.vecdot(residual, residual)
+    tiny = torch.finfo(x.dtype).tiny
+    for _ in range(steps):
+        product = apply(direction)
+        curvature = torch.linalg.vecdot(direction, product)
+        step = torch.where(curvature > tiny, rs_old / curvature.clamp_min(tiny), torch.zeros_like(rs_old))
+        x.addcmul_(step[:, None], direction)
+        residual.addcmul_(step[:, None], product, value=-1.0)
+        rs_new = torch.linalg.vecdot(residual, residual)
+        ratio = torch.where(rs_old > tiny, rs_new / rs_old.clamp_min(tiny), torch.zeros_like(rs_old))
+        direction = torch.addcmul(residual, ratio[:, None], direction)
+        rs_old = rs_new
+    return x
 
 
 def weighted_grams(matrix: sp.csr_matrix, y: torch.Tensor, alpha: float,
@@ -77,41 +143,18 @@ def weighted_grams(matrix: sp.csr_matrix, y: torch.Tensor, alpha: float,
     return grams, rhs
 
 
-def solve_side(matrix: sp.csr_matrix, x: torch.Tensor, y: torch.Tensor, alpha: float, regularization: float,
-               solver: str = "cg", cg_steps: int = 3) -> torch.Tensor:
-    """Update every row of ``x`` (in place) given the other side's factors ``y``.
+def solve_side(matrix: sp.csr_matrix, x: torch.Tensor, y: torch.Tensor, alpha: float,
+               regularization: float) -> torch.Tensor:
+    """Solve every row of ``x`` exactly (in place) given the other side's factors ``y``.
 
-    Row ``u`` solves ``(Y^T Y + lambda I + Y^T (C_u - I) Y) x_u = Y^T C_u p_u``: exactly by
-    batched Cholesky (``solver="cholesky"``), or with ``cg_steps`` conjugate-gradient iterations
-    warm-started from the current ``x_u`` (``"cg"``; Takács et al. 2011), all rows in lock-step,
-    each with its own step sizes.
+    Row ``u`` solves ``(Y^T Y + lambda I + Y^T (C_u - I) Y) x_u = Y^T C_u p_u`` by batched Cholesky.
     """
     gram = y.T @ y
     gram.diagonal().add_(regularization)
     systems, rhs = weighted_grams(matrix, y, alpha)
     systems += gram
-    if solver == "cholesky":
-        factor = torch.linalg.cholesky(systems)
-        x.copy_(torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0])
-        return x
-
-    def apply(p: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(systems, p[:, :, None])[:, :, 0]
-
-    residual = rhs - apply(x)
-    direction = residual.clone()
-    rs_old = torch.linalg.vecdot(residual, residual)
-    tiny = torch.finfo(x.dtype).tiny
-    for _ in range(cg_steps):
-        product = apply(direction)
-        curvature = torch.linalg.vecdot(direction, product)
-        step = torch.where(curvature > tiny, rs_old / curvature.clamp_min(tiny), torch.zeros_like(rs_old))
-        x.addcmul_(step[:, None], direction)
-        residual.addcmul_(step[:, None], product, value=-1.0)
-        rs_new = torch.linalg.vecdot(residual, residual)
-        ratio = torch.where(rs_old > tiny, rs_new / rs_old.clamp_min(tiny), torch.zeros_like(rs_old))
-        direction = torch.addcmul(residual, ratio[:, None], direction)
-        rs_old = rs_new
+    factor = torch.linalg.cholesky(systems)
+    x.copy_(torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0])
     return x
 
 
@@ -119,8 +162,7 @@ def exact_solve(user_items: sp.csr_matrix, y: np.ndarray, alpha: float, regulari
     """Closed-form ALS vectors (float64) for the rows of ``user_items`` given item factors ``y``."""
     y64 = torch.from_numpy(np.asarray(y, dtype=np.float64))
     x = torch.zeros(user_items.shape[0], y64.shape[1], dtype=torch.float64)
-    return solve_side(sp.csr_matrix(user_items, dtype=np.float64), x, y64, alpha, regularization,
-                      solver="cholesky").numpy()
+    return solve_side(sp.csr_matrix(user_items, dtype=np.float64), x, y64, alpha, regularization).numpy()
 
 
 class ALS(Recommender):
@@ -176,7 +218,11 @@ class ALS(Recommender):
             torch.set_num_threads(self.num_threads)
         try:
             matrix = self._matrix(train)
-            users, items = matrix, matrix.T.tocsr()
+            if self.solver == "cg":
+                users = _SparseSide(matrix, self.alpha, dtype, device)
+                items = _SparseSide(matrix.T.tocsr(), self.alpha, dtype, device)
+            else:
+                users, items = matrix, matrix.T.tocsr()
             generator = torch.Generator().manual_seed(self.seed)
             scale = 0.01
             x = (torch.rand(train.n_users, self.factors, generator=generator, dtype=torch.float64)
@@ -185,8 +231,12 @@ class ALS(Recommender):
                  * scale).to(device=device, dtype=dtype)
             self.loss_history_: list[float] = []
             for _ in range(self.iterations):
-                solve_side(users, x, y, self.alpha, self.regularization, self.solver, self.cg_steps)
-                solve_side(items, y, x, self.alpha, self.regularization, self.solver, self.cg_steps)
+                if self.solver == "cg":
+                    conjugate_gradient_step(users, x, y, self.regularization, self.cg_steps)
+                    conjugate_gradient_step(items, y, x, self.regularization, self.cg_steps)
+                else:
+                    solve_side(users, x, y, self.alpha, self.regularization)
+                    solve_side(items, y, x, self.alpha, self.regularization)
                 if self.track_loss:
                     self.loss_history_.append(self._loss(matrix, x, y))
         finally:

@@ -3,9 +3,10 @@ Implicit Feedback", UAI), trained with the course loop :func:`recsys_utils.train
 
     x̂_ui = p_u · q_i + b_i,   loss = -mean log σ(x̂_ui - x̂_uj) + λ (‖p_u‖² + ‖q_i‖² + ‖q_j‖²)
 
-for a clicked item ``i`` and a sampled non-clicked item ``j``. The numpy/scipy BPR of the
-factorisation lesson is ``recsys_utils.models.bpr``; this one exists to time the torch loop and to
-compare against the neural models on the same footing.
+for a clicked item ``i`` and a sampled non-clicked item ``j``. The fast BPR of the collaborative
+filtering lesson (hand-written SGD updates, no autograd) is :class:`recsys_utils.models.bpr.BPR`;
+this one runs on the course's autograd loop with Adam, to compare against the neural models on the
+same footing.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ Stages, for a batch of users at once:
 
 1. **recall** (召回): each channel scores the whole catalogue, seen items are removed, its top
    ``n_recall`` items are kept; the channels' lists are merged and deduplicated;
-2. **rank** (排序): a logistic regression on per-candidate features (each channel's reciprocal rank
-   and per-user standardised score, item log-popularity, the user's affinity to the item's
-   category) estimates P(relevant | user, item); it is trained on a later period than the channels;
+2. **rank** (排序): a logistic regression or gradient-boosted trees on per-candidate features (each
+   channel's reciprocal rank and per-user standardised score, item log-popularity, the user's
+   affinity to the item's category and activity, item features such as recent popularity and
+   freshness) estimate P(relevant | user, item); trained on a later period than the channels;
 3. **re-rank**: business rules (:class:`~recsys_utils.serving.rerank.BusinessRules`), then maximal
    marginal relevance if ``mmr_trade_off`` < 1, then a sponsored item at a fixed slot (广告投放).
 """
@@ -45,7 +46,8 @@ class PipelineFormatError(ValueError):
 @dataclass
 class Channel:
     """A recall channel reduced to arrays: ``factors`` (user x item dot products), ``item_item``
-    (history times an item-item matrix, as EASE or item kNN) or ``popularity``."""
+    (history times an item-item matrix, as EASE or item kNN; with ``arrays["binary"]`` true the
+    history is binarised first, as the model saw it in training) or ``popularity``."""
 
     name: str
     kind: str
@@ -61,7 +63,11 @@ class Channel:
         if self.kind == "factors":
             return self.arrays["user_factors"][user_indices] @ self.arrays["item_factors"].T
         if self.kind == "item_item":
-            return np.asarray(history[user_indices] @ self.arrays["weights"])
+            rows = history[user_indices]
+            if bool(self.arrays.get("binary", False)):
+                rows = rows.copy()
+                rows.data[:] = 1.0
+            return np.asarray(rows @ self.arrays["weights"])
         return np.broadcast_to(self.arrays["scores"], (len(user_indices), self.arrays["scores"].size)).copy()
 
 
@@ -73,7 +79,8 @@ def channel_from_model(name: str, model) -> Channel:
     if hasattr(model, "weights_"):
         weights = model.weights_
         weights = weights.toarray() if sp.issparse(weights) else np.asarray(weights)
-        return Channel(name, "item_item", {"weights": weights.astype(np.float32)})
+        binary = np.array(bool(getattr(model, "binary", False)))  # score the history the way it was fitted
+        return Channel(name, "item_item", {"weights": weights.astype(np.float32), "binary": binary})
     if hasattr(model, "item_scores_"):
         return Channel(name, "popularity", {"scores": np.asarray(model.item_scores_, dtype=np.float32)})
     raise TypeError(f"channel_from_model: cannot export {type(model).__name__} as arrays "
@@ -125,7 +132,8 @@ class ServingPipeline:
         names = []
         for channel in self.channels:
             names += [f"{channel.name}:reciprocal_rank", f"{channel.name}:score_z"]
-        return names + ["item:log_popularity", "user:category_affinity"] + [f"item:{n}" for n in self.item_features]
+        return names + ["item:log_popularity", "user:category_affinity", "user:log_activity"] + [
+            f"item:{n}" for n in self.item_features]
 
     def recall(self, user_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Merged candidates ``(n, C)``, their features ``(n, C, F)`` and each channel's own top list."""
@@ -160,19 +168,27 @@ class ServingPipeline:
         affinity = np.asarray((seen @ self._category_onehot).todense(), dtype=np.float32)
         affinity /= np.maximum(affinity.sum(axis=1, keepdims=True), 1.0)
         features.append(np.take_along_axis(affinity, self.item_category[cells], axis=1))
+        activity = np.log1p(np.diff(seen.indptr)).astype(np.float32)  # lets trees treat light and heavy users apart
+        features.append(np.broadcast_to(activity[:, None], cells.shape))
         features += [np.asarray(values, dtype=np.float32)[cells] for values in self.item_features.values()]
         return candidates, np.stack(features, axis=2).astype(np.float32), per_channel
 
     # ----------------------------------------------------------------- ranker
 
     def fit_ranker(self, user_indices: np.ndarray, relevant: sp.csr_matrix, kind: str = "logistic",
-                   c: float = 1.0, n_trees: int = 200, seed: int = 0) -> dict:
+                   c: float = 1.0, n_trees: int = 60, num_leaves: int = 7, learning_rate: float = 0.05,
+                   min_data_in_leaf: int = 200, seed: int = 0) -> dict:
         """Fit the ranker on candidates labelled by ``relevant`` (users x items, a period *after* the
-        channels' training data): ``kind="logistic"`` (a linear model) or ``"gbdt"`` (LightGBM,
-        binary log-loss; its trees are kept as text). Returns a summary of the training data."""
+        channels' training data): ``kind="logistic"`` (a linear model) or ``"gbdt"`` (LightGBM
+        gradient-boosted trees, binary log-loss, Ke et al. 2017; the trees are kept as text).
+        Trees can use interactions a linear model cannot (e.g. trust EASE more for heavy users,
+        popularity more for light ones). Returns a summary of the training data."""
         user_indices = np.asarray(user_indices, dtype=np.int64)
+        relevant = sp.csr_matrix(relevant)
+        if relevant.shape != self.history.shape:
+            raise ValueError(f"fit_ranker: relevant has shape {relevant.shape}, the history {self.history.shape}")
         candidates, features, _ = self.recall(user_indices)
-        labels = sparse_lookup(sp.csr_matrix(relevant)[user_indices], np.where(candidates >= 0, candidates, 0))
+        labels = sparse_lookup(relevant[user_indices], np.where(candidates >= 0, candidates, 0))
         valid = candidates >= 0
         x, y = features[valid], labels[valid]
         if y.sum() == 0:
@@ -183,22 +199,31 @@ class ServingPipeline:
             self.feature_mean, self.feature_scale = x.mean(axis=0), x.std(axis=0) + 1e-6
             model = LogisticRegression(C=c, max_iter=500)
             model.fit((x - self.feature_mean) / self.feature_scale, y)
-            self.ranker, self.booster = np.r_[model.coef_.ravel(), model.intercept_].astype(np.float64), None
+            self.ranker, self.booster, self._booster = np.r_[model.coef_.ravel(), model.intercept_], None, None
         elif kind == "gbdt":
             import lightgbm as lgb
 
-            params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 100,
-                      "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "seed": seed,
-                      "deterministic": True, "force_row_wise": True, "verbose": -1}
+            params = {"objective": "binary", "learning_rate": learning_rate, "num_leaves": num_leaves,
+                      "min_data_in_leaf": min_data_in_leaf, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+                      "bagging_freq": 1, "seed": seed, "deterministic": True, "force_row_wise": True,
+                      "num_threads": 1, "verbose": -1}
             names = [name.replace(":", "__") for name in self.feature_names]
             booster = lgb.train(params, lgb.Dataset(x, y.astype(np.float32), feature_name=names),
                                 num_boost_round=n_trees)
             self.booster, self.ranker, self._booster = booster.model_to_string(), None, booster
         else:
             raise ValueError(f"fit_ranker: kind must be 'logistic' or 'gbdt', got {kind!r}")
-        rel = sp.csr_matrix(relevant)[user_indices]
+        rel = relevant[user_indices]
         return {"rows": int(len(y)), "positives": int(y.sum()),
                 "candidate_recall": float(y.sum() / rel.nnz) if rel.nnz else float("nan")}
+
+    def copy_ranker(self, other: ServingPipeline) -> ServingPipeline:
+        """Use ``other``'s fitted ranker (e.g. trained on an earlier period with the same features)."""
+        if other.feature_names != self.feature_names:
+            raise ValueError(f"copy_ranker: features differ: {other.feature_names} vs {self.feature_names}")
+        self.ranker, self.feature_mean, self.feature_scale = other.ranker, other.feature_mean, other.feature_scale
+        self.booster, self._booster = other.booster, getattr(other, "_booster", None)
+        return self
 
     def feature_importance(self) -> dict[str, float]:
         """Gain importance (gbdt) or |standardised coefficient| (logistic) of each feature."""
@@ -216,9 +241,10 @@ class ServingPipeline:
         return self._booster
 
     def rank_scores(self, features: np.ndarray) -> np.ndarray:
+        """Ranker score of each candidate (``features``: ``(n, C, F)``)."""
         if self.booster is not None:
             flat = features.reshape(-1, features.shape[-1])
-            return self._gbdt().predict(flat, raw_score=True).reshape(features.shape[:-1])
+            return self._gbdt().predict(flat, raw_score=True, num_threads=1).reshape(features.shape[:-1])
         if self.ranker is None:
             raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
         z = (features - self.feature_mean) / self.feature_scale
@@ -226,32 +252,61 @@ class ServingPipeline:
 
     # ----------------------------------------------------------------- serving
 
-    def recommend(self, user_indices, k: int = 10, rules: BusinessRules | None = None,
-                  mmr_trade_off: float = 1.0, item_vectors: np.ndarray | None = None,
-                  sponsored: np.ndarray | None = None, sponsored_position: int = 2) -> np.ndarray:
-        """Final lists ``(n, k)`` of item indices (``-1`` pads when rules leave too few items)."""
-        user_indices = np.asarray(user_indices, dtype=np.int64)
-        candidates, features, _ = self.recall(user_indices)
+    def rank(self, user_indices) -> tuple[np.ndarray, np.ndarray]:
+        """Recall and rank: every candidate of each user, best first, and its ranker score (``-inf`` on pads)."""
+        candidates, features, _ = self.recall(np.asarray(user_indices, dtype=np.int64))
         score = np.where(candidates >= 0, self.rank_scores(features), -np.inf)
         order = np.argsort(-score, axis=1, kind="stable")
-        candidates = np.take_along_axis(candidates, order, axis=1)
-        score = np.take_along_axis(score, order, axis=1)
+        return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(score, order, axis=1)
+
+    def rerank(self, user_indices, candidates: np.ndarray, scores: np.ndarray, k: int = 10,
+               rules: BusinessRules | None = None, mmr_trade_off: float = 1.0, item_vectors: np.ndarray | None = None,
+               sponsored: np.ndarray | None = None, sponsored_position: int = 2) -> np.ndarray:
+        """Business rules, MMR and the sponsored slot on ranked candidates (from :meth:`rank`).
+
+        The sponsored item must pass the per-item rules too (stock, blocked, price): where it does
+        not, that row shows no advert. It does not count against the category cap of organic items.
+        """
+        user_indices = np.asarray(user_indices, dtype=np.int64)
         keep = rules.allowed(user_indices, candidates) if rules is not None else candidates >= 0
+        if sponsored is not None:
+            sponsored = np.asarray(sponsored, dtype=np.int64).reshape(-1)
+            if len(sponsored) != len(user_indices):
+                raise ValueError(f"rerank: {len(sponsored)} sponsored items for {len(user_indices)} users")
+            keep &= candidates != sponsored[:, None]  # the advert is not also shown as an organic item
         if mmr_trade_off < 1.0:
             if item_vectors is None:
-                raise ValueError("recommend: mmr_trade_off < 1 needs item_vectors")
+                raise ValueError("rerank: mmr_trade_off < 1 needs item_vectors")
             order = np.argsort(~keep, axis=1, kind="stable")[:, : min(candidates.shape[1], 5 * k)]
             pool_keep = np.take_along_axis(keep, order, axis=1)
             pool = np.where(pool_keep, np.take_along_axis(candidates, order, axis=1), PAD)
-            pool_score = np.take_along_axis(score, order, axis=1)
+            pool_score = np.take_along_axis(scores, order, axis=1)
             candidates = mmr(pool, pool_score, item_vectors, pool.shape[1], mmr_trade_off, keep=pool_keep)
             keep = candidates >= 0
+        if sponsored is not None and rules is not None:
+            sponsored = np.where(rules.allowed(user_indices, sponsored[:, None])[:, 0], sponsored, PAD)
         if rules is not None:
-            keep = cap_per_group(candidates, keep, rules.item_category, rules.max_per_category)
+            if sponsored is not None:  # the advert takes one place of its category's cap
+                both = np.hstack([sponsored[:, None], candidates])
+                keep = cap_per_group(both, np.hstack([(sponsored >= 0)[:, None], keep]), rules.item_category,
+                                     rules.max_per_category)[:, 1:]
+            else:
+                keep = cap_per_group(candidates, keep, rules.item_category, rules.max_per_category)
         lists = first_k(candidates, keep, k)
         if sponsored is not None:
-            lists = insert_sponsored(lists, np.asarray(sponsored)[: len(user_indices)], sponsored_position)
+            advert = insert_sponsored(lists, np.where(sponsored >= 0, sponsored, 0), sponsored_position)
+            lists = np.where((sponsored >= 0)[:, None], advert, lists)
         return lists
+
+    def recommend(self, user_indices, k: int = 10, rules: BusinessRules | None = None,
+                  mmr_trade_off: float = 1.0, item_vectors: np.ndarray | None = None,
+                  sponsored: np.ndarray | None = None, sponsored_position: int = 2) -> np.ndarray:
+        """Final lists ``(n, k)`` of item indices (``-1`` pads when rules leave too few items):
+        :meth:`rank` then :meth:`rerank`."""
+        user_indices = np.asarray(user_indices, dtype=np.int64)
+        candidates, scores = self.rank(user_indices)
+        return self.rerank(user_indices, candidates, scores, k, rules, mmr_trade_off, item_vectors,
+                           sponsored, sponsored_position)
 
     # ----------------------------------------------------------------- persistence
 
@@ -314,9 +369,10 @@ class ServingPipeline:
 
 
 def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
-                          recent_days: float = 7.0) -> dict[str, np.ndarray]:
+                          recent_days: float = 7.0, fresh_days: float = 14.0) -> dict[str, np.ndarray]:
     """Item features known at ``cutoff`` for the ranker: log-popularity over the last ``recent_days``
-    (trends), age in days since launch (new items) and log price, in the order of ``item_ids``.
+    (trends), age in days since launch and freshness ``clip(1 − age / fresh_days, 0, 1)`` (new
+    items; 0 before launch) and log price, in the order of ``item_ids``.
 
     ``events`` needs ``item_id, timestamp``; ``items`` needs ``item_id`` and, where present,
     ``launch_time`` and ``price``. Only events before ``cutoff`` are used (no leakage).
@@ -330,7 +386,9 @@ def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
     out = {"recent_log_popularity": np.log1p(counts).astype(np.float32)}
     if "launch_time" in table:
         age = (cutoff - pd.to_datetime(table["launch_time"])).dt.total_seconds().to_numpy() / 86400.0
-        out["age_days"] = np.nan_to_num(age, nan=np.nanmedian(age)).astype(np.float32)
+        age = np.nan_to_num(age, nan=np.nanmedian(age))
+        out["age_days"] = age.astype(np.float32)
+        out["freshness"] = (np.clip(1.0 - age / fresh_days, 0.0, 1.0) * (age >= 0)).astype(np.float32)
     if "price" in table:
         price = table["price"].to_numpy(dtype=float)
         out["log_price"] = np.log(np.nan_to_num(price, nan=np.nanmedian(price)).clip(min=0.01)).astype(np.float32)

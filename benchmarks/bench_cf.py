@@ -1,0 +1,136 @@
+"""Speed of the course's collaborative-filtering models against the ``implicit`` library.
+
+A benchmark script, not a test: it prints timings and ratios (ours / implicit's; lower is better).
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_cf.py            # MovieLens-1M-sized random matrix
+    python benchmarks/bench_cf.py --users 2000 --items 1000 --nnz 100000   # a quick run
+
+Targets (issue 4): ALS per iteration <= 1.5x implicit's ALS at equal factors, a BPR epoch <= 5x
+implicit's BPR, batched top-10 for all users no slower than implicit's ``recommend``. ``implicit``
+is a benchmark-only extra: ``pip install -r requirements-bench.txt``. Run it on a quiet machine: when
+other processes hold the cores, torch's OpenMP threads spin-wait and multi-threaded timings say more
+about the load than about the code (compare with ``--threads 1``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: implicit's advice
+
+import argparse
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def random_matrix(n_users: int, n_items: int, nnz: int, seed: int = 0) -> sp.csr_matrix:
+    """A user x item count matrix with long-tailed item popularity and user activity."""
+    rng = np.random.default_rng(seed)
+    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    user_p = 1.0 / np.arange(1, n_users + 1) ** 0.5
+    users = rng.choice(n_users, size=int(nnz * 1.2), p=user_p / user_p.sum())
+    items = rng.choice(n_items, size=int(nnz * 1.2), p=item_p / item_p.sum())
+    matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def best_of(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` runs of ``fn()`` in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=6040)
+    parser.add_argument("--items", type=int, default=3706)
+    parser.add_argument("--nnz", type=int, default=1_000_209)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from recsys_utils.data.interactions import IdIndex, Interactions
+    from recsys_utils.models.als import ALS
+    from recsys_utils.models.bpr import BPR
+
+    torch.set_num_threads(args.threads)
+    matrix = random_matrix(args.users, args.items, args.nnz)
+    train = Interactions(matrix, IdIndex(np.arange(args.users), "user_id"), IdIndex(np.arange(args.items), "item_id"))
+    print(f"matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,}; factors {args.factors}; "
+          f"{args.threads} threads; torch {torch.__version__}", flush=True)
+
+    try:
+        import implicit
+        from implicit.cpu.als import AlternatingLeastSquares as ImplicitALS
+        from implicit.cpu.bpr import BayesianPersonalizedRanking as ImplicitBPR
+    except ImportError:
+        implicit = None
+        print("implicit is not installed (pip install -r requirements-bench.txt): printing our timings only")
+
+    rows = []
+
+    # ALS: seconds per iteration (fit with n iterations, divided by n)
+    n_it = args.iterations
+    ours = best_of(lambda: ALS(factors=args.factors, iterations=n_it, device="cpu",
+                               num_threads=args.threads).fit(train), args.repeats) / n_it
+    theirs = np.nan
+    if implicit is not None:
+        def fit_implicit_als():
+            ImplicitALS(factors=args.factors, iterations=n_it, num_threads=args.threads,
+                        calculate_training_loss=False, random_state=0).fit(matrix, show_progress=False)
+        theirs = best_of(fit_implicit_als, args.repeats) / n_it
+    rows.append(("ALS iteration", ours, theirs, 1.5))
+    print(f"ALS iteration: ours {ours:.3f} s, implicit {theirs:.3f} s", flush=True)
+
+    # BPR: seconds per epoch
+    ours = best_of(lambda: BPR(factors=args.factors, epochs=n_it).fit(train),
+                   args.repeats) / n_it
+    theirs = np.nan
+    if implicit is not None:
+        def fit_implicit_bpr():
+            ImplicitBPR(factors=args.factors, iterations=n_it, num_threads=args.threads,
+                        random_state=0).fit(matrix, show_progress=False)
+        theirs = best_of(fit_implicit_bpr, args.repeats) / n_it
+    rows.append(("BPR epoch", ours, theirs, 5.0))
+    print(f"BPR epoch: ours {ours:.3f} s, implicit {theirs:.3f} s", flush=True)
+
+    # top-10 for every user with seen items excluded, from the same factors
+    als = ALS(factors=args.factors, iterations=2, device="cpu").fit(train)
+    users = np.arange(args.users)
+    with threadpool_limits(args.threads):
+        ours = best_of(lambda: als.recommend_indices(users, k=10, exclude_seen=True), args.repeats)
+    theirs = np.nan
+    if implicit is not None:
+        reference = ImplicitALS(factors=args.factors, iterations=1, num_threads=args.threads, random_state=0)
+        reference.fit(matrix, show_progress=False)
+        reference.user_factors = als.user_factors_
+        reference.item_factors = als.item_factors_
+        theirs = best_of(lambda: reference.recommend(users, matrix, N=10, filter_already_liked_items=True),
+                         args.repeats)
+        ids, _ = reference.recommend(users, matrix, N=10, filter_already_liked_items=True)
+        mine = als.recommend_indices(users, k=10, exclude_seen=True)
+        agree = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids[:500], mine[:500], strict=True)]))
+        print(f"top-10 agreement with implicit on the same factors (first 500 users): {agree:.3f}")
+    rows.append(("top-10, all users", ours, theirs, 1.0))
+
+    print(f"\n{'task':<20}{'ours (s)':>12}{'implicit (s)':>14}{'ratio':>8}{'target':>8}")
+    for task, mine, ref, target in rows:
+        ratio = mine / ref if ref == ref else np.nan
+        flag = "" if ratio != ratio else ("  ok" if ratio <= target else "  SLOWER THAN TARGET")
+        print(f"{task:<20}{mine:>12.4f}{ref:>14.4f}{ratio:>8.2f}{target:>7.1f}x{flag}")
+
+
+if __name__ == "__main__":
+    main()
