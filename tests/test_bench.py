@@ -155,3 +155,27 @@ def test_also_scores_the_same_fit_under_the_sibling_protocol():
     assert both["ease"]["also"]["leave-last-out-sampled"]["ndcg@10"] == pytest.approx(sampled["ease"]["ndcg@10"])
     with pytest.raises(BenchInputError, match="does not share the split"):
         run_benchmark(data, "random-75-25", ["ease"], log=None, also=("leave-last-out-full",))
+
+
+def test_every_listed_model_builds_with_its_defaults_and_seed():
+    required = {"popularity", "itemknn", "als", "bpr", "ease", "mf", "neumf", "multvae"}
+    assert required <= set(bench.MODELS)
+    for name, spec in bench.MODELS.items():
+        model = spec.build(7)
+        for key, value in spec.defaults.items():
+            assert getattr(model, key) == value, (name, key)
+        if "seed" in spec.defaults or bench._accepts(type(model), "seed"):
+            assert model.seed == 7, name
+
+
+def test_overrides_replace_defaults_and_unknown_names_are_rejected():
+    frame = _frame(n_items=200)
+    data = BenchData("toy", frame=frame)
+    quick = run_benchmark(data, "leave-last-out-full", ["bpr"], log=None, overrides={"bpr": {"epochs": 0}})
+    trained = run_benchmark(data, "leave-last-out-full", ["bpr"], log=None,
+                            overrides={"bpr": {"epochs": 5, "factors": 8}})
+    assert quick["bpr"]["ndcg@10"] != trained["bpr"]["ndcg@10"]
+    with pytest.raises(BenchInputError, match="unknown nope"):
+        run_benchmark(data, "leave-last-out-full", ["ease"], log=None, overrides={"nope": {}})
+    with pytest.raises(TypeError):
+        bench.MODELS["ease"].build(0, not_an_argument=1)
