@@ -186,6 +186,10 @@ def sample_negatives(
     raise ValueError(f"sample_negatives: strategy must be 'uniform' or 'popularity', got {strategy!r}")
 
 
+#: largest users x items matrix for which negative sampling keeps a dense bitmap of positives
+BITMAP_MAX_CELLS = 64_000_000
+
+
 class InteractionBatches:
     """Mini-batches of a CSR user x item matrix, reshuffled every epoch (call it with the epoch).
 
@@ -231,8 +235,13 @@ class InteractionBatches:
         self.users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(csr.indptr))
         self.items = csr.indices.astype(np.int64)
         self.values = csr.data.astype(np.float32)
-        # sorted keys user * n_items + item: membership tests for re-drawing negatives
+        # sorted keys user * n_items + item: membership tests for re-drawing negatives; a dense
+        # bitmap of the cells answers them in O(1) when the matrix is small enough (<= 64 MB)
         self._keys = np.sort(self.users * self.n_items + self.items)
+        self._bitmap = None
+        if self.n_users * self.n_items <= BITMAP_MAX_CELLS:
+            self._bitmap = np.zeros(self.n_users * self.n_items, dtype=bool)
+            self._bitmap[self._keys] = True
         self.batch_size = int(batch_size)
         self.kind = kind
         self.n_negatives = int(n_negatives)
@@ -256,6 +265,8 @@ class InteractionBatches:
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean array: is ``(users[j], items[j])`` a stored cell (same shape as ``items``)."""
         keys = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        if self._bitmap is not None:
+            return self._bitmap[keys]
         pos = np.searchsorted(self._keys, keys)
         pos = np.minimum(pos, len(self._keys) - 1)
         return self._keys[pos] == keys
@@ -265,14 +276,16 @@ class InteractionBatches:
         shape = (len(users), self.n_negatives)
         neg = sample_negatives(shape, self.n_items, self.strategy, self.item_counts, rng, self.alpha)
         if self.exclude_positives:
-            owners = np.broadcast_to(users[:, None], shape)
-            for _ in range(self.max_redraws):
-                bad = self.is_positive(owners, neg)
-                n_bad = int(bad.sum())
-                if n_bad == 0:
+            owners = np.broadcast_to(users[:, None], shape).ravel()
+            flat = neg.reshape(-1)
+            todo = np.flatnonzero(self.is_positive(owners, flat))
+            for _ in range(self.max_redraws):  # only re-drawn cells are checked again
+                if todo.size == 0:
                     break
-                neg[bad] = sample_negatives(n_bad, self.n_items, self.strategy, self.item_counts, rng,
-                                            self.alpha)
+                flat[todo] = sample_negatives(todo.size, self.n_items, self.strategy, self.item_counts, rng,
+                                              self.alpha)
+                todo = todo[self.is_positive(owners[todo], flat[todo])]
+            neg = flat.reshape(shape)
         return neg
 
     def __call__(self, epoch: int = 0):
