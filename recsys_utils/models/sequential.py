@@ -456,6 +456,9 @@ class GRU4RecNet(SequenceNet):
         steps = x.shape[1]
         lengths = (x > 0).sum(dim=1)
         pad = steps - lengths
+        if not bool(pad.any()):  # no padding in this batch: the plain GRU is the same and ~2x faster
+            states, _ = self.gru(self.dropout(self.item_embedding(x)))
+            return self.project(self.dropout(states))
         columns = torch.arange(steps, device=x.device).unsqueeze(0)
         left = x.gather(1, (columns + pad.unsqueeze(1)) % steps)  # real items first
         packed = nn.utils.rnn.pack_padded_sequence(
