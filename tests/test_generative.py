@@ -123,3 +123,19 @@ def test_session_gru_fits_and_samples():
         gen.sample_sessions(model, 3, temperature=-1)
     with pytest.raises(ValueError, match="n_items"):
         gen.fit_session_gru(seq, 5, progress=False)
+
+
+def test_marginal_calibration_matches_item_frequencies():
+    x = _users(n=200)
+    gan = gen.InteractionGAN(steps=5, batch_size=32, noise_dim=4, hidden=16, critic_hidden=16, factors=4,
+                             progress=False).fit(x)
+    with torch.no_grad():  # knock the item marginals off, as a collapsing generator does
+        gan.generator_.bias += torch.as_tensor(np.random.default_rng(1).normal(0, 1.0, 40), dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        gen.InteractionGAN().calibrate_marginals(x)
+    report = gan.calibrate_marginals(x, iterations=15, n_samples=4000)
+    assert report["max_relative_error_after"] < 0.2 * report["max_relative_error_before"]
+    target = np.asarray(x.mean(axis=0)).ravel()
+    sample = gan.sample(4000, seed=2)
+    generated = np.asarray(sample.mean(axis=0)).ravel()
+    assert np.abs(generated - target).max() < 0.05
