@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FixedScores
 from scipy import stats
 
 from recsys_utils.data.interactions import IdIndex, Interactions
@@ -17,19 +18,6 @@ from recsys_utils.evaluation.abtest import (
     split_users,
     true_effect,
 )
-from recsys_utils.models.base import Recommender
-
-
-class FixedScores(Recommender):
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = np.asarray(scores, dtype=np.float64)
-
-    def _fit(self, train):
-        pass
-
-    def score(self, user_indices):
-        return self.scores[np.asarray(user_indices)]
 
 
 class TableSimulator:

@@ -1,22 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FixedScores
 
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.evaluation.protocol import compare, evaluate
-from recsys_utils.models.base import Recommender
-
-
-class FixedScores(Recommender):
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = np.asarray(scores, dtype=np.float32)
-
-    def _fit(self, train):
-        pass
-
-    def score(self, user_indices):
-        return self.scores[np.asarray(user_indices)]
 
 
 def build(rows, users, items):
@@ -33,7 +21,7 @@ def test_hand_computed_protocol():
         [1, 9, 8, 7, 6],  # u2: b excluded -> c, d, e -> hits at ranks 2 and 3
         [0, 0, 0, 0, 0],
     ]
-    result = evaluate(FixedScores(scores).fit(train), train, test, k=2)
+    result = evaluate(FixedScores(scores, np.float32).fit(train), train, test, k=2)
     ndcg_u1 = (1 / np.log2(3)) / 1.0
     ndcg_u2 = (1 / np.log2(3)) / (1 + 1 / np.log2(3))
     assert result.summary["users"] == 2

@@ -3,22 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FixedScores
 
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.evaluation.sampled import compare_sampled, evaluate_sampled, sampled_protocol
-from recsys_utils.models.base import Recommender
-
-
-class FixedScores(Recommender):
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = np.asarray(scores, dtype=np.float64)
-
-    def _fit(self, train):
-        pass
-
-    def score(self, user_indices):
-        return self.scores[np.asarray(user_indices)]
 
 
 def random_split(n_users=40, n_items=60, seed=0):

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FixedScores
 from scipy.stats import rankdata
 
 from recsys_utils.data.interactions import IdIndex, Interactions
@@ -18,18 +19,6 @@ from recsys_utils.tuning import (
     random_search,
     simplex_grid,
 )
-
-
-class FixedScores(Recommender):
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = np.asarray(scores, dtype=np.float64)
-
-    def _fit(self, train):
-        pass
-
-    def score(self, user_indices):
-        return self.scores[np.asarray(user_indices)]
 
 
 class Noisy(Recommender):
