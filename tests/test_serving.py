@@ -254,7 +254,7 @@ def test_item_serving_features_use_only_the_past_and_mark_fresh_items():
 
     items = pd.DataFrame({"item_id": [1, 2, 3], "price": [10.0, 20.0, np.nan],
                           "launch_time": pd.to_datetime(["2024-01-01", "2024-03-08", "2024-03-20"])})
-    events = pd.DataFrame({"item_id": [1, 1, 2, 3], "timestamp": pd.to_datetime(
+    events = pd.DataFrame({"user_id": [7, 8, 7, 9], "item_id": [1, 1, 2, 3], "timestamp": pd.to_datetime(
         ["2024-03-09", "2024-03-01", "2024-03-09", "2024-03-21"])})
     out = item_serving_features(events, items, np.array([1, 2, 3]), "2024-03-15", recent_days=7)
     np.testing.assert_allclose(out["recent_log_popularity"], np.log1p([1, 1, 0]))

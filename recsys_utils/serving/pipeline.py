@@ -370,26 +370,23 @@ class ServingPipeline:
 
 def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
                           recent_days: float = 7.0, fresh_days: float = 14.0) -> dict[str, np.ndarray]:
-    """Item features known at ``cutoff`` for the ranker: log-popularity over the last ``recent_days``
-    (trends), age in days since launch and freshness ``clip(1 − age / fresh_days, 0, 1)`` (new
-    items; 0 before launch) and log price, in the order of ``item_ids``.
+    """Item features known at ``cutoff`` for the ranker, in the order of ``item_ids``: log-popularity
+    over the last ``recent_days`` (trends), age in days since launch, freshness
+    ``clip(1 − age / fresh_days, 0, 1)`` (new items; 0 before launch) and log price.
 
-    ``events`` needs ``item_id, timestamp``; ``items`` needs ``item_id`` and, where present,
-    ``launch_time`` and ``price``. Only events before ``cutoff`` are used (no leakage).
+    A view of :func:`recsys_utils.features.items.item_features` (only events before ``cutoff``
+    count: no leakage) as float32 arrays; missing ages and prices take the catalogue's median.
     """
-    import pandas as pd
+    from recsys_utils.features.items import item_features
 
-    cutoff = pd.Timestamp(cutoff)
-    recent = events[(events["timestamp"] < cutoff) & (events["timestamp"] >= cutoff - pd.Timedelta(days=recent_days))]
-    counts = recent["item_id"].value_counts().reindex(item_ids, fill_value=0).to_numpy()
-    table = items.set_index("item_id").reindex(item_ids)
-    out = {"recent_log_popularity": np.log1p(counts).astype(np.float32)}
-    if "launch_time" in table:
-        age = (cutoff - pd.to_datetime(table["launch_time"])).dt.total_seconds().to_numpy() / 86400.0
+    table = item_features(items, events, at=cutoff, recent_days=recent_days).reindex(item_ids)
+    out = {"recent_log_popularity": np.log1p(table["recent_events"].fillna(0).to_numpy()).astype(np.float32)}
+    if "launch_time" in items.columns:
+        age = table["age_days"].to_numpy(dtype=np.float64)
         age = np.nan_to_num(age, nan=np.nanmedian(age))
         out["age_days"] = age.astype(np.float32)
         out["freshness"] = (np.clip(1.0 - age / fresh_days, 0.0, 1.0) * (age >= 0)).astype(np.float32)
-    if "price" in table:
-        price = table["price"].to_numpy(dtype=float)
+    if "price" in items.columns:
+        price = table["price"].to_numpy(dtype=np.float64)
         out["log_price"] = np.log(np.nan_to_num(price, nan=np.nanmedian(price)).clip(min=0.01)).astype(np.float32)
     return out
