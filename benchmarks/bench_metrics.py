@@ -5,7 +5,7 @@
 (a) a random users x items float32 score matrix with ~20 relevant items per user: top_k plus all
     six ranking metrics at k=10 plus coverage, novelty and Gini, against the target "all metrics
     for 10,000 x 10,000 in at most 1 s"; per_user_auc is timed separately.
-(b) a 1,000,000-row PRED CSV and its TRUTH CSV, scored by ``python -m recsys_utils.evaluate`` in
+(b) a 1,000,000-row PRED CSV and its TRUTH CSV, scored by ``python -m recsys_utils.cli.evaluate`` in
     a subprocess, end to end, against the 5 s target.
 (c) a pandas groupby/merge reference of precision, recall and NDCG@k written the way
     microsoft/recommenders' ``python_evaluation`` computes them, timed on the data of (b); prints
@@ -31,9 +31,8 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recsys_utils.constants import ITEM, SCORE, USER  # noqa: E402
-from recsys_utils.evaluate import evaluate_files, evaluate_frames  # noqa: E402
-from recsys_utils.evaluation import (  # noqa: E402
+from recsys_utils.cli.evaluate import evaluate_files, evaluate_frames  # noqa: E402
+from recsys_utils.core.metrics import (
     catalog_coverage,
     gini_index,
     intra_list_diversity,
@@ -41,7 +40,8 @@ from recsys_utils.evaluation import (  # noqa: E402
     per_user_auc,
     ranking_metrics,
 )
-from recsys_utils.topk import top_k  # noqa: E402
+from recsys_utils.core.topk import top_k  # noqa: E402
+from recsys_utils.core.vocabulary import ITEM, SCORE, USER  # noqa: E402
 
 K = 10
 METRICS_TARGET_S = 1.0
@@ -156,7 +156,7 @@ def bench_cli(n_rows: int) -> None:
     """(b) the CLI end to end and (c) the pandas reference on the same files."""
     with tempfile.TemporaryDirectory() as tmp:
         pred_path, truth_path = write_csvs(Path(tmp), n_rows)
-        command = [sys.executable, "-m", "recsys_utils.evaluate", "--pred", str(pred_path),
+        command = [sys.executable, "-m", "recsys_utils.cli.evaluate", "--pred", str(pred_path),
                    "--truth", str(truth_path), "--k", str(K)]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)

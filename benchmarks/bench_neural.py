@@ -27,9 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recsys_utils.core.seed import seed_everything  # noqa: E402
 from recsys_utils.data.interactions import IdIndex, Interactions  # noqa: E402
 from recsys_utils.data.sequences import Sequences  # noqa: E402
-from recsys_utils.seed import seed_everything  # noqa: E402
 
 N_USERS, N_ITEMS, NNZ = 6040, 3706, 1_000_209
 TARGETS = {"bpr (torch, Adam)": 3.0, "bpr (torch, SGD)": 3.0, "neumf (4 negatives)": 15.0, "multvae": 4.0,

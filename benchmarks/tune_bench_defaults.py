@@ -3,10 +3,10 @@
     python benchmarks/tune_bench_defaults.py --dataset movielens-100k --data-dir ../shared/data/ml-100k \\
         --protocol random-75-25 --models ease,als,bpr
 
-The benchmark's split is made first (same seed as ``python -m recsys_utils.bench``); its *training*
+The benchmark's split is made first (same seed as ``python -m recsys_utils.cli.bench``); its *training*
 part is split again under the same protocol (another seed) into fit and validation parts. Each
 model's grid is scored on that validation part and the best setting printed next to the current
-default in :data:`recsys_utils.bench.MODELS`. The defaults in ``MODELS`` were set from this
+default in :data:`recsys_utils.cli.bench.MODELS`. The defaults in ``MODELS`` were set from this
 script's output on MovieLens 100K under ``random-75-25`` (seed 42; 56,371 fit rows, 18,695
 validation rows; validation NDCG@10, lower than test NDCG@10 because the fit part is smaller and
 each user has fewer held-out items). Output of 2026-11-23 (OMP_NUM_THREADS=1, shared 2-core CPU):
@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recsys_utils.bench import MODELS, BenchData, load_bench_data, prepare, score_model, split_frames  # noqa: E402
-from recsys_utils.seed import seed_everything  # noqa: E402
+from recsys_utils.cli.bench import MODELS, BenchData, load_bench_data, prepare, score_model, split_frames  # noqa: E402
+from recsys_utils.core.seed import seed_everything  # noqa: E402
 
 #: small grids around sensible values; each model's first key is the main knob
 GRIDS: dict[str, dict[str, list]] = {

@@ -24,7 +24,6 @@ Environment variables: ``RECSYS_DATASET`` (dataset choice), ``RECSYS_ROOT`` (pro
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -38,35 +37,27 @@ from typing import Any
 
 import numpy as np
 
-from recsys_utils.seed import seed_everything
+from recsys_utils.core.paths import project_root
+from recsys_utils.core.seed import seed_everything
+from recsys_utils.data.datasets import dataset_names, load_dataset
 
 DEFAULT_DATASET = "marketplace"
+
+
 DATASET_ENV = "RECSYS_DATASET"
-ROOT_ENV = "RECSYS_ROOT"
+
+
 BUILD_ENV = "RECSYS_BUILD_DIR"
+
+
 RESULTS_FILE = "results.json"
+
 
 #: libraries whose versions are recorded next to the results (python is always recorded)
 VERSION_PACKAGES = ("torch", "numpy", "pandas", "scipy", "scikit-learn")
 
+
 _CURRENT: CourseContext | None = None
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def project_root() -> Path:
-    """The project root: ``$RECSYS_ROOT``, else the first folder at or above the working
-    directory holding both ``pyproject.toml`` and ``recsys_utils/``, else the folder above
-    this package."""
-    env = os.environ.get(ROOT_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "recsys_utils").is_dir():
-            return folder
-    return Path(__file__).resolve().parent.parent
 
 
 def build_dir() -> Path:
@@ -80,9 +71,6 @@ def build_dir() -> Path:
 def results_path() -> Path:
     """``<build dir>/results.json``."""
     return build_dir() / RESULTS_FILE
-
-
-# --------------------------------------------------------------------------- context
 
 
 @dataclass
@@ -106,7 +94,6 @@ class CourseContext:
 
         Calls ``recsys_utils.data.datasets.load_dataset(dataset, seed=..., data_dir=..., **kwargs)``.
         """
-        from recsys_utils.data.datasets import load_dataset
 
         return load_dataset(self.dataset, seed=self.seed, data_dir=self.data_dir, **kwargs)
 
@@ -178,9 +165,6 @@ def setup(notebook: str, seed: int = 42, dataset: str | None = None) -> CourseCo
           f"torch {versions.get('torch', '?')}, numpy {versions.get('numpy', '?')}, "
           f"pandas {versions.get('pandas', '?')}")
     return ctx
-
-
-# --------------------------------------------------------------------------- results
 
 
 def record(name: str, value: float | int | str) -> Any:
@@ -256,9 +240,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 def _empty_results() -> dict:
     return {"notebooks": {}, "dataset": None, "versions": {}}
 
@@ -270,21 +251,9 @@ def _notebook_name(notebook: str) -> str:
     return name[: -len(".ipynb")] if name.endswith(".ipynb") else name
 
 
-def _known_datasets() -> tuple[str, ...] | None:
-    """Names in ``recsys_utils.data.datasets.DATASETS``, or ``None`` if there is no such registry."""
-    try:
-        module = importlib.import_module("recsys_utils.data.datasets")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("recsys_utils.data.datasets", "recsys_utils.data"):
-            return None
-        raise
-    # Real-data loaders register themselves when their module is imported; load_dataset does
-    # that lazily, so do the same before reading the registry.
-    import_loaders = getattr(module, "_import_loaders", None)
-    if callable(import_loaders):
-        import_loaders()
-    names = getattr(module, "DATASETS", None)
-    return None if names is None else tuple(names)
+def _known_datasets() -> tuple[str, ...]:
+    """Names accepted by :func:`recsys_utils.data.datasets.load_dataset`."""
+    return tuple(dataset_names())
 
 
 def _choose_dataset(dataset: str | None) -> str:

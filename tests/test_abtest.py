@@ -7,7 +7,7 @@ from helpers import FixedScores
 from scipy import stats
 
 from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.evaluation.abtest import (
+from recsys_utils.simulation.abtest import (
     Exposure,
     analytical_power,
     exposure,

@@ -32,15 +32,8 @@ from recsys_utils.data.cleaning import (
     unknown_ids,
     validate_table,
 )
-from recsys_utils.data.cleaning import (
-    test_accounts as find_test_accounts,
-)
-from recsys_utils.data.retail_cleaning import (
-    clean_online_retail,
-    is_cancellation,
-    is_product,
-    retail_facts,
-)
+from recsys_utils.data.cleaning import test_accounts as find_test_accounts
+from recsys_utils.data.retail_cleaning import clean_online_retail, is_cancellation, is_product, retail_facts
 from recsys_utils.data.world import WorldConfig, load_marketplace
 
 CONFIG = WorldConfig(n_users=600, n_items=300, n_weeks=4)

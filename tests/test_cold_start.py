@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recsys_utils.cold_start import (
+from recsys_utils.data.interactions import IdIndex, Interactions
+from recsys_utils.models.base import Recommender
+from recsys_utils.models.hybrid import (
     AttributeHybrid,
     CategoryPopularity,
     ContentRecommender,
@@ -16,8 +18,6 @@ from recsys_utils.cold_start import (
     restrict_items,
     restrict_matrix,
 )
-from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.models.base import Recommender
 
 ITEMS = pd.DataFrame({
     "item_id": [10, 11, 12, 13],

@@ -1,4 +1,4 @@
-"""recsys_utils.course (setup, record, results.json) and recsys_utils.seed."""
+"""recsys_utils.course (setup, record, results.json) and recsys_utils.core.seed."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from recsys_utils import course
-from recsys_utils.seed import make_rng, seed_everything
+from recsys_utils.core import paths
+from recsys_utils.core.seed import make_rng, seed_everything
 
 FAKE_DATASETS = ("marketplace", "movielens-100k", "movielens-1m", "online-retail")
-HAS_DATASETS = importlib.util.find_spec("recsys_utils.data.datasets") is not None
 REAL_KNOWN_DATASETS = course._known_datasets
 PANDAS_OPTIONS = ("display.max_columns", "display.width", "display.precision")
 
@@ -245,7 +245,6 @@ def test_unknown_dataset_lists_the_choices(monkeypatch):
     assert course._CURRENT is None  # nothing half set up
 
 
-@pytest.mark.skipif(not HAS_DATASETS, reason="recsys_utils.data.datasets not written yet")
 def test_the_real_dataset_registry(monkeypatch):
     monkeypatch.setattr(course, "_known_datasets", REAL_KNOWN_DATASETS)
     from recsys_utils.data import datasets
@@ -257,19 +256,16 @@ def test_the_real_dataset_registry(monkeypatch):
         course._choose_dataset("no-such-dataset")
 
 
-@pytest.mark.skipif(not HAS_DATASETS, reason="recsys_utils.data.datasets not written yet")
 def test_load_passes_dataset_seed_and_data_dir(monkeypatch):
-    from recsys_utils.data import datasets
-
     calls = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda name, **kw: calls.append((name, kw)) or "data")
+    monkeypatch.setattr(course, "load_dataset", lambda name, **kw: calls.append((name, kw)) or "data")
     ctx = course.setup("00_quickstart", seed=3, dataset="movielens-100k")
     assert ctx.load(sample=10) == "data"
     assert calls == [("movielens-100k", {"seed": 3, "data_dir": ctx.root / "data", "sample": 10})]
 
 
 def test_context_fields(isolated, monkeypatch, tmp_path):
-    monkeypatch.setenv(course.ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     ctx = course.setup("00_quickstart", seed=11)
     assert ctx.device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert (ctx.root, ctx.data_dir, ctx.build_dir) == (tmp_path, tmp_path / "data", isolated)
@@ -277,20 +273,20 @@ def test_context_fields(isolated, monkeypatch, tmp_path):
 
 
 def test_project_root_from_env_cwd_or_package(tmp_path, monkeypatch):
-    monkeypatch.setenv(course.ROOT_ENV, str(tmp_path))
-    assert course.project_root() == tmp_path.resolve()
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    assert paths.project_root() == tmp_path.resolve()
 
-    monkeypatch.delenv(course.ROOT_ENV)
+    monkeypatch.delenv(paths.ROOT_ENV)
     project = tmp_path / "project"
     (project / "recsys_utils").mkdir(parents=True)
     (project / "pyproject.toml").write_text("", encoding="utf-8")
     (project / "notebooks").mkdir()
     monkeypatch.chdir(project / "notebooks")
-    assert course.project_root() == project.resolve()
+    assert paths.project_root() == project.resolve()
 
     monkeypatch.chdir(tmp_path)  # nothing above: fall back to the folder holding the package
-    assert course.project_root() == Path(course.__file__).resolve().parent.parent
+    assert paths.project_root() == Path(course.__file__).resolve().parent.parent
 
     monkeypatch.delenv(course.BUILD_ENV)
-    monkeypatch.setenv(course.ROOT_ENV, str(project))
+    monkeypatch.setenv(paths.ROOT_ENV, str(project))
     assert course.build_dir() == project.resolve() / "build"

@@ -11,10 +11,10 @@ import zipfile
 
 import pytest
 
+from recsys_utils.core.io import atomic_write
 from recsys_utils.data.download import (
     ChecksumError,
     UnsafeArchiveError,
-    atomic_write,
     download,
     file_hashes,
     safe_extract,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_utils.evaluate import InputError, _ranking_order, evaluate_files, evaluate_frames
+from recsys_utils.cli.evaluate import InputError, _ranking_order, evaluate_files, evaluate_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["precision@{k}", "recall@{k}", "ndcg@{k}", "map@{k}", "hr@{k}", "mrr@{k}", "users"]
@@ -40,7 +40,7 @@ TRUTH = """user_id,item_id
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "recsys_utils.evaluate", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "recsys_utils.cli.evaluate", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -17,7 +17,6 @@ from recsys_utils.data.download import ChecksumError
 from recsys_utils.data.loaders import (
     ML_100K,
     DataFormatError,
-    basic_retail_filter,
     load_movielens_1m,
     load_movielens_100k,
     load_online_retail,
@@ -262,17 +261,6 @@ def test_online_retail_dataset(tmp_path):
     assert items.loc["85123A", "title"] == "WHITE HANGING HEART T-LIGHT HOLDER"
     audit = data.extras.get("audit")
     assert audit is not None
-
-
-def test_basic_retail_filter_balances():
-    raw = pd.DataFrame({"InvoiceNo": ["1", "C2", "3", "4", "5"], "StockCode": ["10000", "10000", "POST", "10001", "1"],
-                        "Quantity": [1, -1, 1, 0, 2], "UnitPrice": [1.0, 1.0, 1.0, 1.0, 1.0],
-                        "CustomerID": pd.array([1, 2, 3, 4, None], dtype="Int64")})
-    kept, audit = basic_retail_filter(raw)
-    counts = dict(zip(audit["reason"], audit["rows"], strict=True))
-    assert counts == {"missing_customer": 1, "cancellation": 1, "non_positive_quantity": 1,
-                      "non_positive_price": 0, "not_a_product": 1, "kept": 1}
-    assert kept["InvoiceNo"].tolist() == ["1"]
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import ndcg_score, precision_score, recall_score, roc_auc_score
 
-from recsys_utils.evaluation import (
+from recsys_utils.core import metrics as metrics_module
+from recsys_utils.core.metrics import (
     RankingMetrics,
     auc_score,
     average_popularity,
@@ -22,8 +23,7 @@ from recsys_utils.evaluation import (
     ranking_metrics,
     sampled_ranking_metrics,
 )
-from recsys_utils.evaluation import metrics as metrics_module
-from recsys_utils.topk import top_k
+from recsys_utils.core.topk import top_k
 
 
 def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.ranking import (
+from recsys_utils.pipeline.ranking import (
     Ranker,
     ctr_metrics,
     label_pairs,

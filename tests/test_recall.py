@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.models.base import Recommender
-from recsys_utils.recall import (
+from recsys_utils.pipeline.recall import (
     RecentCategories,
     SimilarToRecent,
     candidate_recall,

@@ -7,11 +7,9 @@ import scipy.sparse as sp
 
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.models import EASE, PopularityRecommender
-from recsys_utils.serving.bandits import EpsilonGreedy, Greedy, LinUCB, ThompsonSampling, run_bandit
-from recsys_utils.serving.pipeline import PipelineFormatError, ServingPipeline, channel_from_model, dedupe_rows
-from recsys_utils.serving.privacy import FederatedMF, k_anonymity, laplace_counts, pseudonymise
-from recsys_utils.serving.realtime import DecayedPopularity
-from recsys_utils.serving.rerank import (
+from recsys_utils.pipeline.privacy import FederatedMF, k_anonymity, laplace_counts, pseudonymise
+from recsys_utils.pipeline.realtime import DecayedPopularity
+from recsys_utils.pipeline.rerank import (
     BusinessRules,
     apply_rules,
     cap_per_group,
@@ -19,6 +17,8 @@ from recsys_utils.serving.rerank import (
     mmr,
     rule_violations,
 )
+from recsys_utils.pipeline.serving import PipelineFormatError, ServingPipeline, channel_from_model, dedupe_rows
+from recsys_utils.simulation.bandits import EpsilonGreedy, Greedy, LinUCB, ThompsonSampling, run_bandit
 
 RNG = np.random.default_rng(0)
 
@@ -250,7 +250,7 @@ def test_gbdt_ranker_roundtrips_and_can_be_copied(tmp_path):
 
 
 def test_item_serving_features_use_only_the_past_and_mark_fresh_items():
-    from recsys_utils.serving.pipeline import item_serving_features
+    from recsys_utils.pipeline.serving import item_serving_features
 
     items = pd.DataFrame({"item_id": [1, 2, 3], "price": [10.0, 20.0, np.nan],
                           "launch_time": pd.to_datetime(["2024-01-01", "2024-03-08", "2024-03-20"])})

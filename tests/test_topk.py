@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_utils.topk import top_k
+from recsys_utils.core.topk import top_k
 
 
 def test_best_first_and_ties_by_lower_column() -> None:

@@ -12,20 +12,13 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recsys_utils.core.device import resolve_device
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.training import (
-    ArrayBatches,
-    History,
-    InteractionBatches,
-    UserBatches,
-    fit_torch,
-    load_state,
-    make_scheduler,
-    refit,
-    resolve_device,
-    sample_negatives,
-    save_state,
-)
+from recsys_utils.models.torch_base import refit
+from recsys_utils.models.train.batches import ArrayBatches, InteractionBatches, UserBatches, sample_negatives
+from recsys_utils.models.train.checkpoint import load_state, save_state
+from recsys_utils.models.train.history import History
+from recsys_utils.models.train.loop import fit_torch, make_scheduler
 
 
 def _matrix(n_users=30, n_items=40, density=0.15, seed=0) -> sp.csr_matrix:

@@ -12,6 +12,7 @@ from recsys_utils.data.datasets import load_dataset
 from recsys_utils.data.world import generate
 from recsys_utils.evaluation.protocol import evaluate
 from recsys_utils.models import PopularityRecommender
+from recsys_utils.simulation.simulator import OracleRecommender
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_truth_beats_popularity_by_a_wide_margin(dataset, world):
     m = split.to_interactions()
     middle = split.test.timestamp.min() + (split.test.timestamp.max() - split.test.timestamp.min()) / 2
     popularity = evaluate(PopularityRecommender().fit(m.train), m.train, m.test, k=10)
-    oracle = evaluate(world.oracle(at=middle).fit(m.train), m.train, m.test, k=10)
+    oracle = evaluate(OracleRecommender(world, at=middle).fit(m.train), m.train, m.test, k=10)
     assert oracle["ndcg@10"] >= 2.5 * popularity["ndcg@10"], (oracle["ndcg@10"], popularity["ndcg@10"])
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER
 
 SOURCES = ("members", "behaviour_log", "click_log", "catalogue")
 EPOCH = pd.Timestamp("1970-01-01")

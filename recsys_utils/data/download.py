@@ -24,7 +24,6 @@ import stat
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -135,9 +134,6 @@ class _NoBar:
         pass
 
 
-# --------------------------------------------------------------------------- archives
-
-
 def _check_member(info: zipfile.ZipInfo, target: Path, archive: Path) -> PurePosixPath | None:
     """The member's safe relative path, or ``None`` for a folder entry; raise if unsafe."""
     name = info.filename.replace("\\", "/")
@@ -224,9 +220,6 @@ def zip_members(archive: str | os.PathLike) -> list[str]:
         return [info.filename for info in handle.infolist() if not info.is_dir()]
 
 
-# --------------------------------------------------------------------------- trust on first use
-
-
 def trust_on_first_use(path: str | os.PathLike, record: str | os.PathLike, source: str = "") -> dict:
     """Check ``path`` against the size/SHA-256 stored in ``record``; store them if there is none.
 
@@ -252,19 +245,3 @@ def trust_on_first_use(path: str | os.PathLike, record: str | os.PathLike, sourc
         handle.write("\n")
     os.replace(tmp, record)
     return entry
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
-    """Open a temporary file beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

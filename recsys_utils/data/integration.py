@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import CATEGORY, EVENT, ITEM, PRICE, SESSION, TIMESTAMP, USER, VIEW
+from recsys_utils.core.vocabulary import CATEGORY, EVENT, ITEM, PRICE, SESSION, TIMESTAMP, USER, VIEW
 
 EPOCH = pd.Timestamp("1970-01-01")
 #: the web-analytics convention: a session ends after 30 minutes without events

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import EVENT, EVENT_WEIGHTS, ITEM, TIMESTAMP, USER, WEIGHT
+from recsys_utils.core.vocabulary import EVENT, EVENT_WEIGHTS, ITEM, TIMESTAMP, USER, WEIGHT
 
 
 class IdIndex:

@@ -1,8 +1,8 @@
 """Real-data loaders: MovieLens 100K / 1M and UCI Online Retail, in the course vocabulary.
 
-Each loader registers itself with :func:`~recsys_utils.data.datasets.register_dataset`, so a
+Each loader registers itself with :func:`~recsys_utils.data.registry.register_dataset`, so a
 notebook switches with ``RECSYS_DATASET=movielens-100k`` (or ``movielens-1m``, ``online-retail``)
-and gets a :class:`~recsys_utils.data.datasets.Dataset` with the same column names as the
+and gets a :class:`~recsys_utils.data.registry.Dataset` with the same column names as the
 simulated marketplace (``user_id, item_id, timestamp, event, ...``).
 
 Where the files come from, first match wins:
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib
+import importlib.util
 import io
 import os
 import re
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import (
+from recsys_utils.core.vocabulary import (
     CATEGORY,
     EVENT,
     ITEM,
@@ -53,8 +53,9 @@ from recsys_utils.constants import (
     TITLE,
     USER,
 )
-from recsys_utils.data.datasets import Dataset, register_dataset
 from recsys_utils.data.download import download, safe_extract, trust_on_first_use, verify_file
+from recsys_utils.data.retail_cleaning import clean_online_retail
+from recsys_utils.data.registry import Dataset, register_dataset
 
 SOURCE_ENV = "RECSYS_DATA_SOURCE_DIR"
 #: folders (relative to the project root) searched when ``$RECSYS_DATA_SOURCE_DIR`` is not set
@@ -185,7 +186,7 @@ def source_dirs() -> list[Path]:
         return []
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
-    from recsys_utils.course import project_root
+    from recsys_utils.core.paths import project_root
 
     root = project_root()
     return [(root / d).resolve() for d in DEFAULT_SOURCE_DIRS if (root / d).is_dir()]
@@ -525,62 +526,6 @@ def _validate_retail(raw: pd.DataFrame, where: str, date_format: str) -> pd.Data
     return out[list(RETAIL_COLUMNS)].reset_index(drop=True)
 
 
-#: the reasons of :func:`basic_retail_filter`, in the order they are applied
-RETAIL_DROP_REASONS = ("missing_customer", "cancellation", "non_positive_quantity", "non_positive_price",
-                       "not_a_product")
-
-
-def basic_retail_filter(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A minimal, documented filter from raw Online Retail rows to purchases; returns (kept, audit).
-
-    Rules, applied in order, each row counted under the first rule it breaks: no CustomerID;
-    a cancellation (``InvoiceNo`` starting with ``C``); ``Quantity <= 0``; ``UnitPrice <= 0``;
-    not a product (a ``StockCode`` not starting with five digits: postage ``POST``, ``DOT``,
-    manual ``M``, discounts ``D``, bank charges, samples, gift vouchers). Stock codes are upper-cased.
-    The audit has one row per reason plus ``kept``; its counts add up to the rows in.
-    The full cleaning lesson (duplicates, returns matched to sales, outliers) is notebook 01's.
-    """
-    reason = pd.Series(pd.NA, index=raw.index, dtype=object)
-    rules = {
-        "missing_customer": raw["CustomerID"].isna(),
-        "cancellation": raw["InvoiceNo"].str.upper().str.startswith("C"),
-        "non_positive_quantity": raw["Quantity"] <= 0,
-        "non_positive_price": raw["UnitPrice"] <= 0,
-        "not_a_product": ~raw["StockCode"].str.match(r"^\d{5}"),
-    }
-    for name, mask in rules.items():
-        reason[mask.to_numpy() & reason.isna().to_numpy()] = name
-    kept = raw[reason.isna().to_numpy()].copy()
-    kept["StockCode"] = kept["StockCode"].str.upper()
-    counts = reason.value_counts()
-    audit = pd.DataFrame({"reason": list(RETAIL_DROP_REASONS) + ["kept"],
-                          "rows": [int(counts.get(r, 0)) for r in RETAIL_DROP_REASONS] + [len(kept)]})
-    assert audit["rows"].sum() == len(raw)
-    return kept.reset_index(drop=True), audit
-
-
-def _clean_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
-    """Use the course's retail cleaning (``recsys_utils.data.retail_cleaning``) if it exists."""
-    try:
-        module = importlib.import_module("recsys_utils.data.retail_cleaning")
-    except ModuleNotFoundError as exc:
-        if exc.name != "recsys_utils.data.retail_cleaning":
-            raise
-        module = None
-    clean = getattr(module, "clean_online_retail", None) if module is not None else None
-    if clean is not None:
-        result = clean(raw)
-        frame, audit = (result[0], result[1] if len(result) > 1 else None) if isinstance(result, tuple) \
-            else (result, getattr(result, "audit", None))
-        frame = getattr(frame, "frame", frame)
-        needed = set(RETAIL_COLUMNS) - {"Description", "Country"}
-        if isinstance(frame, pd.DataFrame) and needed <= set(frame.columns):
-            audit = audit if isinstance(audit, pd.DataFrame) else None
-            return frame, audit, "retail_cleaning.clean_online_retail"
-    kept, audit = basic_retail_filter(raw)
-    return kept, audit, "basic_retail_filter"
-
-
 def online_retail_dataset(raw: pd.DataFrame, description: str = "UCI Online Retail") -> Dataset:
     """Turn raw Online Retail rows into a :class:`Dataset` of purchases in the course vocabulary.
 
@@ -590,7 +535,8 @@ def online_retail_dataset(raw: pd.DataFrame, description: str = "UCI Online Reta
     ``category`` (the description's last word, a crude product type: the data have no category),
     ``price`` (median unit price), ``launch_time`` (first sale: a proxy). ``users``: ``country``.
     """
-    kept, audit, how = _clean_retail(raw)
+    cleaned = clean_online_retail(raw)
+    kept, audit, how = cleaned.frame, cleaned.audit, "clean_online_retail"
     kept = kept.sort_values(["InvoiceDate", "CustomerID"], kind="stable").reset_index(drop=True)
     interactions = pd.DataFrame({
         USER: kept["CustomerID"].astype(np.int64).to_numpy(),
@@ -615,9 +561,7 @@ def online_retail_dataset(raw: pd.DataFrame, description: str = "UCI Online Reta
     items[CATEGORY] = items[TITLE].str.split().str[-1].fillna("UNKNOWN").str.upper()
     items = items[[ITEM, TITLE, CATEGORY, PRICE, "launch_time"]]
     users = (interactions.groupby(USER)["country"].agg(lambda s: s.mode().iloc[0]).reset_index())
-    extras = {"cleaning": how}
-    if audit is not None:
-        extras["audit"] = audit
+    extras = {"cleaning": how, "audit": audit}
     return Dataset(name="online-retail", interactions=interactions, items=items, users=users,
                    description=f"{description} ({how}: {len(raw):,} raw rows -> {len(kept):,} purchases)",
                    test_days=28.0, validation_days=14.0, extras=extras)
@@ -662,7 +606,7 @@ def load_online_retail(seed: int = 42, data_dir: str | os.PathLike = "data",
     source = find_online_retail(data_dir, path, download_missing=download, progress=progress)
     raw = read_online_retail(source)
     if cache_csv and path is None and source.name.lower().endswith((".zip", ".xlsx")):
-        from recsys_utils.data.download import atomic_write
+        from recsys_utils.core.io import atomic_write
 
         target = Path(data_dir) / ONLINE_RETAIL.folder / "online_retail.csv.gz"
         dates = raw["InvoiceDate"]

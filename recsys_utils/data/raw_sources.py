@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, TITLE, USER, VIEW
+from recsys_utils.core.vocabulary import CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, TITLE, USER, VIEW
 from recsys_utils.data import taxonomy as tx
 
 SOURCES = ("members", "behaviour_log", "click_log", "catalogue")

@@ -91,8 +91,9 @@ def clean_online_retail(raw: pd.DataFrame, allow_empty: bool = False) -> RetailC
     trail.drop(raw["CustomerID"].isna().to_numpy(), "missing_customer")
     trail.drop(cancel, "cancellation")
     trail.drop(~is_product(raw["StockCode"]), "not_a_product")
-    trail.drop((raw["Quantity"] <= 0).to_numpy(), "bad_quantity")
-    trail.drop((raw["UnitPrice"] <= 0).fillna(True).to_numpy(bool), "bad_price")
+    trail.drop(~(raw["Quantity"] > 0).fillna(False).to_numpy(bool), "bad_quantity")
+    # a missing price is a bad price: ``NaN <= 0`` is False, so test for a positive price instead
+    trail.drop(~(raw["UnitPrice"] > 0).fillna(False).to_numpy(bool), "bad_price")
     trail.drop(exact_duplicates(raw), "duplicate")
 
     out = raw.copy()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import EVENT, ITEM, SESSION, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import EVENT, ITEM, SESSION, TIMESTAMP, USER
 from recsys_utils.data.interactions import IdIndex
 
 #: the padding value in history arrays (no item)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import ITEM, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
 
 

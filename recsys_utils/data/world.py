@@ -10,7 +10,7 @@ reviews, and new users and items arriving over time.
 Every choice is a draw from a known model (a multinomial logit over the available items), so
 the truth is available to the lessons: :meth:`Marketplace.preference` gives the true utility of
 any user for any item at any time, :meth:`Marketplace.oracle` ranks by it, and
-:class:`~recsys_utils.data.simulator.Simulator` answers "what would users do with these
+:class:`~recsys_utils.simulation.simulator.Simulator` answers "what would users do with these
 recommendations". :mod:`recsys_utils.data.raw_sources` derives the messy company tables from
 the clean events, with a truth table of every injected defect.
 
@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import (
+from recsys_utils.core.vocabulary import (
     CART,
     CATEGORY,
     EVENT,
@@ -197,18 +197,6 @@ class Marketplace:
         users = self.user_positions(user_ids)
         items = self.item_positions(item_ids)
         return pair_utility(self.latent, users, items, self.seconds(at), self.config)
-
-    def oracle(self, at=None):
-        """A recommender that ranks by the true utility at ``at``: the ceiling of any model."""
-        from recsys_utils.data.simulator import OracleRecommender
-
-        return OracleRecommender(self, at)
-
-    def simulator(self, seed: int = 0):
-        """An online simulator answering recommendations with clicks and purchases."""
-        from recsys_utils.data.simulator import Simulator
-
-        return Simulator(self, seed=seed)
 
 
 # --------------------------------------------------------------------------------- utility

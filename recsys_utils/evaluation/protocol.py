@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from recsys_utils.data.interactions import Interactions
-from recsys_utils.evaluation.metrics import (
+from recsys_utils.core.metrics import (
     average_popularity,
     catalog_coverage,
     gini_index,
@@ -27,6 +25,8 @@ from recsys_utils.evaluation.metrics import (
     novelty,
     ranking_metrics,
 )
+from recsys_utils.data.holdout import evaluation_users, relevant_matrix
+from recsys_utils.data.interactions import Interactions
 
 DEFAULT_METRICS = ("precision", "recall", "ndcg", "map", "hr", "mrr")
 
@@ -44,45 +44,6 @@ class Evaluation:
 
     def __getitem__(self, key: str) -> float:
         return self.summary[key]
-
-
-def relevant_matrix(train: Interactions, test: Interactions, exclude_seen: bool = True) -> sp.csr_matrix:
-    """Binary held-out matrix; with ``exclude_seen`` cells already in train are removed."""
-    if train.matrix.shape != test.matrix.shape:
-        raise ValueError(
-            f"train {train.matrix.shape} and test {test.matrix.shape} do not share an index: "
-            "build them with DataSplit.to_interactions()"
-        )
-    relevant = test.binary()
-    if exclude_seen:
-        relevant = relevant - relevant.multiply(train.binary())
-        relevant.eliminate_zeros()
-    return sp.csr_matrix(relevant)
-
-
-def evaluation_users(
-    train: Interactions, relevant: sp.csr_matrix, users: str | np.ndarray = "warm"
-) -> tuple[np.ndarray, dict[str, int]]:
-    """User indices to evaluate and how many were left out, by reason."""
-    has_relevant = np.diff(relevant.indptr) > 0
-    has_history = train.user_counts() > 0
-    if isinstance(users, str):
-        if users not in ("warm", "all", "cold"):
-            raise ValueError("users must be 'warm', 'all', 'cold' or an array of user indices")
-        chosen = {
-            "warm": has_relevant & has_history,
-            "all": has_relevant,
-            "cold": has_relevant & ~has_history,
-        }[users]
-        excluded = {"no_relevant_items": int((~has_relevant & (has_history | (users != "warm"))).sum())}
-        if users == "warm":
-            excluded["cold_users"] = int((has_relevant & ~has_history).sum())
-        if users == "cold":
-            excluded["warm_users"] = int((has_relevant & has_history).sum())
-        return np.flatnonzero(chosen), excluded
-    given = np.asarray(users, dtype=np.int64)
-    keep = has_relevant[given]
-    return given[keep], {"no_relevant_items": int((~keep).sum())}
 
 
 def evaluate(

@@ -10,7 +10,7 @@ flat score regions are punished or rewarded in ways the full ranking never sees.
 This module builds the protocol once (:func:`sampled_protocol`: one or all held-out items per
 user plus ``N`` uniform negatives per user, seeded, never an item of the user's train or test
 set) so that every model is scored on the same candidates, and :func:`evaluate_sampled` returns
-both the sampled metrics (via :func:`~recsys_utils.evaluation.metrics.sampled_ranking_metrics`)
+both the sampled metrics (via :func:`~recsys_utils.core.metrics.sampled_ranking_metrics`)
 and the full-catalogue metrics *of the same positives*, so the two can be compared directly.
 Everything is vectorised over users in batches.
 """
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys_utils.core.metrics import sampled_ranking_metrics
+from recsys_utils.data.holdout import evaluation_users, relevant_matrix
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.evaluation.metrics import sampled_ranking_metrics
-from recsys_utils.evaluation.protocol import evaluation_users, relevant_matrix
 
 __all__ = ["SampledEvaluation", "SampledProtocol", "compare_sampled", "evaluate_sampled", "sampled_protocol"]
 
@@ -149,7 +149,7 @@ def evaluate_sampled(model, protocol: SampledProtocol, k: int | tuple[int, ...] 
     """Score a fitted model on a :class:`SampledProtocol`: sampled and full HR@k / NDCG@k.
 
     Keys of ``summary``: ``sampled_hr@k`` and ``sampled_ndcg@k`` (from
-    :func:`~recsys_utils.evaluation.metrics.sampled_ranking_metrics`, the SAMPLED protocol, for
+    :func:`~recsys_utils.core.metrics.sampled_ranking_metrics`, the SAMPLED protocol, for
     reproducing papers), ``full_hr@k`` and ``full_ndcg@k`` (the same positives ranked against the
     whole catalogue: what the sampled numbers try to estimate), ``rows`` and ``score_seconds``.
     """

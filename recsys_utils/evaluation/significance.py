@@ -10,7 +10,7 @@ user (clicks, purchases). Power and sample size use the usual normal approximati
 Kohavi, Tang & Xu, *Trustworthy Online Controlled Experiments*, 2020, ch. 17).
 
 Every two-sample function accepts arrays and broadcasts, so thousands of simulated trials are
-tested in one call (see :mod:`recsys_utils.evaluation.abtest`).
+tested in one call (see :mod:`recsys_utils.simulation.abtest`).
 """
 
 from __future__ import annotations

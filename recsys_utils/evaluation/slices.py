@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import USER
+from recsys_utils.core.metrics import hits_at_k
+from recsys_utils.core.vocabulary import USER
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.evaluation.metrics import hits_at_k
 
 __all__ = [
     "ACTIVITY_BINS",

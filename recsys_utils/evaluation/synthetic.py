@@ -33,11 +33,10 @@ from scipy import stats
 
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.evaluation.protocol import evaluate
-from recsys_utils.models.base import Recommender
+from recsys_utils.models.baselines import ItemScorer
 from recsys_utils.models.ease import EASE
 
 __all__ = [
-    "ItemScorer",
     "ab_pick_rate",
     "activity_ks",
     "as_binary",
@@ -174,38 +173,6 @@ def detection_auc(reference, sample, folds: int = 5, factors: int = 32, seed: in
 
 
 # --------------------------------------------------------------------------------- utility
-class ItemScorer(Recommender):
-    """Scores users by their (folded-in) history with item weights fixed elsewhere.
-
-    ``weights`` is an item x item matrix (scores ``x_u W``, an item-item model such as EASE fitted
-    on other users) or a vector of item scores (a popularity ranking). ``fit`` only stores the
-    history of the users to be scored, so a model learned on generated users can be applied to
-    real ones.
-    """
-
-    name = "item_scorer"
-
-    def __init__(self, weights: np.ndarray, name: str | None = None) -> None:
-        super().__init__()
-        self.weights = np.asarray(weights, dtype=np.float32)
-        if self.weights.ndim not in (1, 2):
-            raise ValueError(f"ItemScorer: weights must be a vector or an item x item matrix, got {self.weights.shape}")
-        if name:
-            self.name = name
-
-    def _fit(self, train: Interactions) -> None:
-        if self.weights.shape[0] != train.n_items:
-            raise ValueError(f"ItemScorer: weights cover {self.weights.shape[0]} items, history has {train.n_items}")
-        self._x = train.binary()
-
-    def score(self, user_indices: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        users = np.asarray(user_indices)
-        if self.weights.ndim == 1:
-            return np.broadcast_to(self.weights, (len(users), len(self.weights))).copy()
-        return np.asarray(self._x[users] @ self.weights)
-
-
 def fold_in_split(matrix, holdout: float = 0.2, seed: int = 0) -> tuple[Interactions, Interactions]:
     """Split each row's items at random into a history (``1 - holdout``) and held-out items.
 
@@ -359,7 +326,7 @@ def ab_pick_rate(p_click: list[np.ndarray], n_per_arm: int, best: int, trials: i
     """Share of simulated multi-arm A/B tests whose arm with the most clicks per user is ``best``.
 
     ``p_click[a]`` is ``(n_users, k)``: the exact click probability of every slot model ``a``
-    shows every user (:class:`recsys_utils.evaluation.abtest.Exposure` ``.p_click``). Each trial
+    shows every user (:class:`recsys_utils.simulation.abtest.Exposure` ``.p_click``). Each trial
     splits a fresh random permutation of the users into ``len(p_click)`` arms of ``n_per_arm``
     and draws every slot's click (vectorised over trials).
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import ITEM, SESSION, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import ITEM, SESSION, TIMESTAMP, USER
 from recsys_utils.features.profile import DAYPARTS
 
 SESSION_GAP = pd.Timedelta(minutes=30)

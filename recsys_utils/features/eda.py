@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import EVENT, EVENTS, ITEM, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import EVENT, EVENTS, ITEM, TIMESTAMP, USER
 
 
 def long_tail(interactions: pd.DataFrame) -> pd.DataFrame:

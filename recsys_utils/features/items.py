@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import BRAND, CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, TITLE, USER, VIEW
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, TITLE, USER, VIEW
 from recsys_utils.features.profile import DAY, cutoff, relative_log_price
 
 #: labels of price bands, cheapest first (used when ``n_bands`` is 5)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import BRAND, ITEM, USER
+from recsys_utils.core.vocabulary import BRAND, ITEM, USER
 from recsys_utils.features.items import item_features
 from recsys_utils.features.profile import CATEGORY_PREFIX, category_column, user_profile
 

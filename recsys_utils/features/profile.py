@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import (
+from recsys_utils.core.vocabulary import (
     BRAND,
     CATEGORY,
     EVENT,
@@ -123,7 +123,7 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
       ``hour_concentration``, ``weekend_share``, ``device__<device>`` shares, ``fav_device``
     - member data: the ``users`` table's columns (e.g. ``age``, ``gender``, ``city_tier``).
 
-    Events are weighted by :data:`~recsys_utils.constants.EVENT_WEIGHTS` (unknown events and
+    Events are weighted by :data:`~recsys_utils.core.vocabulary.EVENT_WEIGHTS` (unknown events and
     data without an ``event`` column weigh 1). Transactions for RFM are rows whose event is in
     ``purchase_events``; when there are none (MovieLens), every row counts as a transaction and
     ``monetary`` is 0.

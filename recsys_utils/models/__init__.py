@@ -1,34 +1,28 @@
 """Recommenders speaking one protocol: ``fit(train)``, ``score(user_indices)``, ``recommend(user_ids, k)``.
 
-Names are imported lazily (PEP 562), so ``recsys_utils.training`` can import the base class without
-pulling in the torch models that are built on it. Neural, sequential and generative models live in
-their own modules (``neural``, ``autoencoders``, ``ctr``, ``sequential``, ``generative``).
+The classic models are exported here; every registered model is in :mod:`recsys_utils.models.registry`.
+Torch models build on :class:`~recsys_utils.models.torch_base.TorchRecommender` and the one training
+loop in :mod:`recsys_utils.models.train`; sequential and generative models have their own modules.
 """
 
-from importlib import import_module
+from recsys_utils.models.als import ALS
+from recsys_utils.models.base import Recommender
+from recsys_utils.models.baselines import PopularityRecommender, RandomRecommender
+from recsys_utils.models.bpr import BPR
+from recsys_utils.models.ease import EASE
+from recsys_utils.models.mf import BiasBaseline, ExplicitMF, GlobalMean
+from recsys_utils.models.neighbors import ItemKNN, UserKNN
 
-_EXPORTS = {
-    "ALS": "als",
-    "BPR": "bpr",
-    "EASE": "ease",
-    "BiasBaseline": "mf",
-    "ExplicitMF": "mf",
-    "GlobalMean": "mf",
-    "ItemKNN": "neighbors",
-    "PopularityRecommender": "baselines",
-    "RandomRecommender": "baselines",
-    "Recommender": "base",
-    "UserKNN": "neighbors",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"recsys_utils.models.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'recsys_utils.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = [
+    "ALS",
+    "BPR",
+    "EASE",
+    "BiasBaseline",
+    "ExplicitMF",
+    "GlobalMean",
+    "ItemKNN",
+    "PopularityRecommender",
+    "RandomRecommender",
+    "Recommender",
+    "UserKNN",
+]

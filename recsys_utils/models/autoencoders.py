@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.training import TorchRecommender, UserBatches
+from recsys_utils.models.torch_base import TorchRecommender
+from recsys_utils.models.train.batches import UserBatches
 
 __all__ = ["MultDAE", "MultVAE", "MultVAENet"]
 

@@ -12,9 +12,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import ITEM, RANK, SCORE, USER
+from recsys_utils.core.topk import top_k
+from recsys_utils.core.vocabulary import ITEM, RANK, SCORE, USER
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.topk import top_k
 
 #: users scored at once when a model ranks the whole catalogue for many users
 DEFAULT_BATCH = 2048

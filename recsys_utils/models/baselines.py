@@ -66,3 +66,35 @@ class PopularityRecommender(Recommender):
     def score(self, user_indices: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return np.broadcast_to(self.item_scores_, (len(user_indices), len(self.item_scores_))).copy()
+
+
+class ItemScorer(Recommender):
+    """Scores users by their (folded-in) history with item weights fixed elsewhere.
+
+    ``weights`` is an item x item matrix (scores ``x_u W``, an item-item model such as EASE fitted
+    on other users) or a vector of item scores (a popularity ranking). ``fit`` only stores the
+    history of the users to be scored, so a model learned on generated users can be applied to
+    real ones.
+    """
+
+    name = "item_scorer"
+
+    def __init__(self, weights: np.ndarray, name: str | None = None) -> None:
+        super().__init__()
+        self.weights = np.asarray(weights, dtype=np.float32)
+        if self.weights.ndim not in (1, 2):
+            raise ValueError(f"ItemScorer: weights must be a vector or an item x item matrix, got {self.weights.shape}")
+        if name:
+            self.name = name
+
+    def _fit(self, train: Interactions) -> None:
+        if self.weights.shape[0] != train.n_items:
+            raise ValueError(f"ItemScorer: weights cover {self.weights.shape[0]} items, history has {train.n_items}")
+        self._x = train.binary()
+
+    def score(self, user_indices: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        users = np.asarray(user_indices)
+        if self.weights.ndim == 1:
+            return np.broadcast_to(self.weights, (len(users), len(self.weights))).copy()
+        return np.asarray(self._x[users] @ self.weights)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from recsys_utils.core.device import resolve_device
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
-from recsys_utils.training import InteractionBatches, resolve_device
+from recsys_utils.models.train.batches import InteractionBatches
 
 
 class BPR(Recommender):

@@ -1,5 +1,5 @@
 """BPR matrix factorisation in torch (Rendle et al. 2009, "BPR: Bayesian Personalized Ranking from
-Implicit Feedback", UAI), trained with the course loop :func:`recsys_utils.training.fit_torch`.
+Implicit Feedback", UAI), trained with the course loop :func:`recsys_utils.models.train.loop.fit_torch`.
 
     x̂_ui = p_u · q_i + b_i,   loss = -mean log σ(x̂_ui - x̂_uj) + λ (‖p_u‖² + ‖q_i‖² + ‖q_j‖²)
 
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.training import InteractionBatches, TorchRecommender
+from recsys_utils.models.torch_base import TorchRecommender
+from recsys_utils.models.train.batches import InteractionBatches
 
 
 class MFNet(nn.Module):

@@ -19,7 +19,7 @@ item features (category, brand, price band, popularity, age) and context (device
 from events before the labelled period. Probabilities are calibrated to the sampling ratio, not to
 a real click rate; AUC does not depend on it.
 
-As a ranker (:class:`DeepFM`, a :class:`~recsys_utils.training.TorchRecommender`), every user is
+As a ranker (:class:`DeepFM`, a :class:`~recsys_utils.models.torch_base.TorchRecommender`), every user is
 scored against the whole catalogue in their usual context (favourite device, peak daypart). The
 user and item halves of the first hidden layer and of the FM are computed once each
 (:meth:`DeepFMNet.score_grid`), not once per pair.
@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_utils.constants import BRAND, CATEGORY, ITEM, PRICE, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, PRICE, TIMESTAMP, USER
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.training import ArrayBatches, TorchRecommender, sample_negatives
+from recsys_utils.models.torch_base import TorchRecommender
+from recsys_utils.models.train.batches import ArrayBatches, sample_negatives
 
 __all__ = ["CTRFeatures", "DeepFM", "DeepFMNet", "ctr_metrics", "ctr_samples"]
 

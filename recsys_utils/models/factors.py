@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_utils.topk import top_k
+from recsys_utils.core.topk import top_k
 
 
 def _unit(factors: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_utils.training import resolve_device
+from recsys_utils.core.device import resolve_device
 
 __all__ = [
     "ClusterSampler",
@@ -316,6 +316,15 @@ class InteractionGAN:
                 bar.set_postfix(W=f"{float(w_dist.detach()):.3f}")
         return self
 
+    def _inputs(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        """Seeded generator inputs for ``n`` users: noise, activity drawn from the training users, and
+        the CPU random generator they came from (for the Bernoulli draws that follow)."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        noise = torch.randn(n, self.noise_dim, generator=gen).to(self.device_)
+        act = torch.as_tensor(rng.choice(self.activity_, n), device=self.device_)
+        return noise, act, gen
+
     @torch.no_grad()
     def calibrate_marginals(self, matrix, iterations: int = 10, n_samples: int = 20_000, seed: int = 0) -> dict:
         """Adjust the generator's item bias so its expected item frequencies match ``matrix``'s.
@@ -330,32 +339,29 @@ class InteractionGAN:
             raise RuntimeError("InteractionGAN is not fitted: call fit(matrix) first")
         x = _binary_csr(matrix, "InteractionGAN.calibrate_marginals")
         target = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        noise = torch.randn(n_samples, self.noise_dim, generator=gen).to(self.device_)
-        act = torch.as_tensor(rng.choice(self.activity_, n_samples), device=self.device_)
+        noise, act, _ = self._inputs(n_samples, seed)
         self.generator_.eval()
-        errors = []
-        for _ in range(iterations + 1):
+
+        def mean_and_error() -> tuple[np.ndarray, float]:
             mean = self.generator_.probabilities(noise, act).mean(dim=0).double().cpu().numpy()
-            errors.append(float(np.max(np.abs(mean - target) / np.maximum(target, 1e-4))))
-            if len(errors) > iterations:
-                break
+            return mean, float(np.max(np.abs(mean - target) / np.maximum(target, 1e-4)))
+
+        mean, before = mean_and_error()
+        after = before
+        for _ in range(iterations):
             step = np.log((target + 1e-6) / (mean + 1e-6))
             self.generator_.bias += torch.as_tensor(step, dtype=self.generator_.bias.dtype, device=self.device_)
+            mean, after = mean_and_error()
         self.generator_.train()
-        return {"max_relative_error_before": errors[0], "max_relative_error_after": errors[-1]}
+        return {"max_relative_error_before": before, "max_relative_error_after": after}
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0) -> sp.csr_matrix:
         """``n`` generated users as a binary CSR matrix."""
         if not hasattr(self, "generator_"):
             raise RuntimeError("InteractionGAN is not fitted: call fit(matrix) first")
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        rng = np.random.default_rng(seed)
+        noise, act, gen = self._inputs(n, seed)
         self.generator_.eval()
-        noise = torch.randn(n, self.noise_dim, generator=gen).to(self.device_)
-        act = torch.as_tensor(rng.choice(self.activity_, n), device=self.device_)
         p = self.generator_.probabilities(noise, act).cpu()
         out = torch.bernoulli(p, generator=gen).numpy()
         self.generator_.train()

@@ -25,7 +25,8 @@ from torch import nn
 
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
-from recsys_utils.training import InteractionBatches, TorchRecommender
+from recsys_utils.models.torch_base import TorchRecommender
+from recsys_utils.models.train.batches import InteractionBatches
 
 
 def _ratings(matrix: Interactions, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

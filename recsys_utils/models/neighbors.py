@@ -104,7 +104,7 @@ class ItemKNN(_KNN):
 
     def similar_items(self, item_indices, k: int = 10) -> np.ndarray:
         """The ``k`` most similar item indices of each item (``-1`` pads short lists)."""
-        from recsys_utils.topk import top_k
+        from recsys_utils.core.topk import top_k
 
         self._check_fitted()
         rows = self.similarity_[np.asarray(item_indices)].toarray()

@@ -1,4 +1,4 @@
-"""Neural recommenders on user and item ids, trained with :func:`recsys_utils.training.fit_torch`.
+"""Neural recommenders on user and item ids, trained with :func:`recsys_utils.models.train.loop.fit_torch`.
 
 * :class:`IdMLP` -- the source documents' model (多层感知机 MLP on ids): user and item
   embeddings, concatenated, ReLU hidden layers, a sigmoid output; binary cross-entropy on clicks
@@ -30,7 +30,8 @@ from scipy.special import expit
 from torch import nn
 
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.training import InteractionBatches, TorchRecommender
+from recsys_utils.models.torch_base import TorchRecommender
+from recsys_utils.models.train.batches import InteractionBatches
 
 __all__ = ["GMF", "NCFMLP", "IdMLP", "IdMLPRegressor", "NeuMF", "GMFNet", "MLPNet", "NeuMFNet"]
 

@@ -11,7 +11,7 @@ Every model here speaks one small protocol (the sequential counterpart of
 - ``recommend_next(histories, k)`` -- the top ``k`` item indices, best first.
 
 :func:`evaluate_next_item` ranks the **full catalogue** and scores the lists with
-:func:`recsys_utils.evaluation.metrics.ranking_metrics` (one relevant item per row: HR@k, NDCG@k,
+:func:`recsys_utils.core.metrics.ranking_metrics` (one relevant item per row: HR@k, NDCG@k,
 MRR@k). Items already in the history are **not** excluded by default: people look at items again
 (on the marketplace about a quarter of the held-out next views are items already in the history),
 so removing them would make those targets unreachable. ``exclude_history=True`` removes them (the
@@ -24,7 +24,7 @@ loss is the **full softmax cross-entropy** of the true next item at every positi
 training sequence. With a catalogue of a few thousand items this is cheap (one matrix product) and
 stronger than the sampled losses of the original papers (BPR / TOP1 in GRU4Rec, binary
 cross-entropy with one sampled negative in SASRec); see Klenitskiy & Vasilev (2023) for SASRec
-trained with cross-entropy. Training uses :func:`recsys_utils.training.fit_torch` (batching, early
+trained with cross-entropy. Training uses :func:`recsys_utils.models.train.loop.fit_torch` (batching, early
 stopping on validation NDCG@10, gradient clipping, device choice, seeding).
 
 Every network is causal (the state at position ``t`` depends on items ``<= t`` only) and
@@ -53,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys_utils.core.metrics import ranking_metrics
+from recsys_utils.core.topk import top_k
 from recsys_utils.data.sequences import PAD, NextItemTask, Sequences
-from recsys_utils.evaluation.metrics import ranking_metrics
-from recsys_utils.topk import top_k
 
 # --------------------------------------------------------------------------------------------
 # protocol and evaluation
@@ -156,7 +156,7 @@ def evaluate_next_item(model: SequentialRecommender, task: NextItemTask, k: int 
 
     The relevant matrix has one cell per row (the target); the top ``max(k)`` lists come from
     :meth:`SequentialRecommender.recommend_next` and are scored with
-    :func:`~recsys_utils.evaluation.metrics.ranking_metrics`. ``per_user`` holds the metrics,
+    :func:`~recsys_utils.core.metrics.ranking_metrics`. ``per_user`` holds the metrics,
     the row's ``key`` (user or session id) and its ``history_length`` (before truncation).
     """
     ks = (k,) if np.isscalar(k) else tuple(k)
@@ -329,7 +329,7 @@ class TorchSequentialRecommender(SequentialRecommender):
     """Shared fit/score code of the neural next-item models (see the module docstring).
 
     Subclasses implement :meth:`_build` (the :class:`SequenceNet`). ``fit`` trains with
-    :func:`recsys_utils.training.fit_torch`: Adam, full softmax cross-entropy, gradient norm
+    :func:`recsys_utils.models.train.loop.fit_torch`: Adam, full softmax cross-entropy, gradient norm
     clipped to ``clip_norm``, early stopping on validation NDCG@10 with ``patience`` (the best
     epoch's weights are restored). ``max_len`` bounds what the network reads: training uses the
     last ``max_len + 1`` items of each sequence (``max_len`` inputs, each predicting the next) and
@@ -363,8 +363,8 @@ class TorchSequentialRecommender(SequentialRecommender):
 
     def init(self, n_items: int) -> TorchSequentialRecommender:
         """Build a fresh network and optimizer for ``n_items`` items (seeded)."""
-        from recsys_utils.seed import seed_everything
-        from recsys_utils.training import resolve_device
+        from recsys_utils.core.device import resolve_device
+        from recsys_utils.core.seed import seed_everything
 
         seed_everything(self.seed)
         self.n_items_ = int(n_items)
@@ -377,7 +377,7 @@ class TorchSequentialRecommender(SequentialRecommender):
 
     def _train(self, sequences: Sequences, epochs: int, validation: NextItemTask | None,
                patience: int | None):
-        from recsys_utils.training import fit_torch
+        from recsys_utils.models.train.loop import fit_torch
 
         if self.module_ is None:
             self.init(sequences.n_items)

@@ -1,6 +1,6 @@
 """Benchmark command: run the course's models on a dataset under a published protocol.
 
-    python -m recsys_utils.bench --dataset movielens-100k --data-dir ../shared/data/ml-100k \\
+    python -m recsys_utils.cli.bench --dataset movielens-100k --data-dir ../shared/data/ml-100k \\
         --protocol random-75-25 --models popularity,itemknn,als,bpr,ease,mf,neumf,multvae --out ml100k.json
 
 prints a table and writes one JSON object ``{model: {metric: value, "fit_seconds": s}}``.
@@ -59,13 +59,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import ITEM, TIMESTAMP, USER
+from recsys_utils.core.metrics import sampled_ranking_metrics
+from recsys_utils.core.seed import seed_everything
+from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.data.splits import leave_last_out, stratified_split
-from recsys_utils.evaluation.metrics import sampled_ranking_metrics
 from recsys_utils.evaluation.protocol import evaluate
+from recsys_utils.models import registry
 from recsys_utils.models.base import Recommender
-from recsys_utils.seed import seed_everything
 
 PROTOCOLS = ("random-75-25", "leave-last-out-full", "leave-last-out-sampled")
 DATASETS = ("movielens-100k", "movielens-1m", "online-retail", "marketplace", "ncf")
@@ -80,43 +81,17 @@ class BenchInputError(ValueError):
 # ============================================================================ models
 
 
-def _accepts(cls: type, name: str) -> bool:
-    """Whether ``cls(...)`` takes keyword ``name`` (directly, or through ``**kwargs`` up the MRO)."""
-    import inspect
-
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        parameters = inspect.signature(init).parameters
-        if name in parameters:
-            return True
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            return False
-    return False
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build a model with its documented defaults (imported lazily)."""
+    """A registered model (:mod:`recsys_utils.models.registry`) with its benchmark defaults."""
 
-    module: str
-    cls: str
+    name: str
     defaults: dict = field(default_factory=dict)
     about: str = ""
 
     def build(self, seed: int, **overrides) -> Recommender:
-        import importlib
-
-        try:
-            module = importlib.import_module(self.module)
-        except ModuleNotFoundError as error:
-            raise BenchInputError(f"model module {self.module} is not available ({error})") from error
-        cls = getattr(module, self.cls)
         kwargs = {**self.defaults, **overrides}
-        if _accepts(cls, "seed"):
-            kwargs.setdefault("seed", seed)
-        return cls(**kwargs)
+        return registry.create(self.name, seed=seed, **kwargs)
 
 
 #: model name -> class and defaults (chosen on validation data, see the module docstring and
@@ -125,22 +100,22 @@ class ModelSpec:
 #: sampled negatives -- the pointwise counterpart of BPR's pairwise loss. ``mf.ExplicitMF`` fits
 #: rating values and is not a ranking model, so it is not in the benchmark.
 MODELS: dict[str, ModelSpec] = {
-    "popularity": ModelSpec("recsys_utils.models.baselines", "PopularityRecommender", {},
+    "popularity": ModelSpec("popularity", {},
                             "most interacted items"),
-    "itemknn": ModelSpec("recsys_utils.models.neighbors", "ItemKNN", {"k": 200, "shrink": 10.0},
+    "itemknn": ModelSpec("itemknn", {"k": 200, "shrink": 10.0},
                          "item-based kNN, cosine with shrinkage (Sarwar et al. 2001)"),
-    "als": ModelSpec("recsys_utils.models.als", "ALS",
+    "als": ModelSpec("als",
                      {"factors": 64, "regularization": 30.0, "alpha": 5.0, "iterations": 15},
                      "implicit ALS with confidence weights (Hu et al. 2008), CG solver"),
-    "bpr": ModelSpec("recsys_utils.models.bpr", "BPR",
+    "bpr": ModelSpec("bpr",
                      {"factors": 200, "learning_rate": 0.01, "regularization": 1e-2, "epochs": 100, "batch_size": 1024},
                      "BPR-MF, SGD on sampled triples (Rendle et al. 2009)"),
-    "ease": ModelSpec("recsys_utils.models.ease", "EASE", {"l2": 500.0}, "EASE (Steck 2019)"),
-    "mf": ModelSpec("recsys_utils.models.neural", "GMF", {"dim": 64, "epochs": 20, "lr": 5e-3},
+    "ease": ModelSpec("ease", {"l2": 500.0}, "EASE (Steck 2019)"),
+    "mf": ModelSpec("mf", {"dim": 64, "epochs": 20, "lr": 5e-3},
                     "dot-product MF (GMF), log loss on sampled negatives (He et al. 2017)"),
-    "neumf": ModelSpec("recsys_utils.models.neural", "NeuMF", {"epochs": 20, "lr": 1e-3},
+    "neumf": ModelSpec("neumf", {"epochs": 20, "lr": 1e-3},
                        "NeuMF (He et al. 2017)"),
-    "multvae": ModelSpec("recsys_utils.models.autoencoders", "MultVAE", {"epochs": 100},
+    "multvae": ModelSpec("multvae", {"epochs": 100},
                          "Mult-VAE (Liang et al. 2018)"),
 }
 
@@ -405,7 +380,7 @@ def run_benchmark(data: BenchData, protocol: str, models: list[str], seed: int =
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recsys_utils.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recsys_utils.cli.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help=", ".join(DATASETS))
     parser.add_argument("--data-dir", help="the unpacked archive, a cache folder, or the folder of the ncf files")
     parser.add_argument("--name", help="file prefix for --dataset ncf (e.g. ml-1m)")

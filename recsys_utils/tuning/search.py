@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_utils.core.metrics import ranking_metrics
+from recsys_utils.core.topk import top_k
+from recsys_utils.data.holdout import evaluation_users, relevant_matrix
 from recsys_utils.data.interactions import Interactions
-from recsys_utils.evaluation.metrics import ranking_metrics
-from recsys_utils.evaluation.protocol import evaluate, evaluation_users, relevant_matrix
+from recsys_utils.evaluation.protocol import evaluate
 from recsys_utils.models.base import Recommender
-from recsys_utils.topk import top_k
 
 __all__ = [
     "BlendRecommender",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import BRAND, CATEGORY, ITEM, PRICE, TITLE, USER
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, PRICE, TITLE, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.models.base import Recommender
 

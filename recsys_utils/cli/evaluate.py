@@ -1,10 +1,10 @@
 """Score a prediction file against a truth file from the command line.
 
-    python -m recsys_utils.evaluate --pred PRED.csv --truth TRUTH.csv --k 10
+    python -m recsys_utils.cli.evaluate --pred PRED.csv --truth TRUTH.csv --k 10
 
 PRED has the columns ``user_id,item_id,score`` and TRUTH ``user_id,item_id`` (other columns are
 ignored). Each user's predictions are ranked by score, highest first (ties: the earlier row
-first), and cut at k. The metrics are computed with :func:`recsys_utils.evaluation.ranking_metrics`
+first), and cut at k. The metrics are computed with :func:`recsys_utils.core.metrics.ranking_metrics`
 over the users present in TRUTH: a truth user without predictions scores zero; users found only
 in PRED are left out and counted on stderr. One JSON object is printed to stdout::
 
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import ITEM, SCORE, USER
-from recsys_utils.evaluation.metrics import RANKING_METRICS, ranking_metrics
+from recsys_utils.core.metrics import RANKING_METRICS, ranking_metrics
+from recsys_utils.core.vocabulary import ITEM, SCORE, USER
 
 EXIT_BAD_INPUT = 2
 
@@ -251,7 +251,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m recsys_utils.evaluate",
+        prog="python -m recsys_utils.cli.evaluate",
         description="Top-k metrics (precision, recall, NDCG, MAP, HR, MRR) of predictions against truth.",
     )
     parser.add_argument("--pred", required=True, help="CSV with user_id,item_id,score")

@@ -1,7 +1,7 @@
 """A BPR matrix factorisation with every optimisation knob exposed, for the tuning lesson (09).
 
 :class:`TunableBPR` is :class:`~recsys_utils.models.bpr_torch.TorchBPR` (trained by the course loop
-:func:`~recsys_utils.training.fit_torch`) plus the choices the lesson compares on one model:
+:func:`~recsys_utils.models.train.loop.fit_torch`) plus the choices the lesson compares on one model:
 
 - parameter initialisation (参数初始化) of the embeddings: ``"normal"`` (std ``init_scale``),
   ``"xavier"`` (Glorot & Bengio 2010, uniform with ``sqrt(6 / (fan_in + fan_out))``) or
@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys_utils.core.device import resolve_device
+from recsys_utils.core.seed import seed_everything
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.bpr_torch import MFNet, TorchBPR
-from recsys_utils.seed import seed_everything
-from recsys_utils.training import resolve_device
 
 __all__ = ["INITS", "OPTIMISERS", "TunableBPR", "gradient_trace"]
 

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import BRAND, CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER, VIEW
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER, VIEW
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.features.profile import CATEGORY_PREFIX, category_column, relative_log_price, user_profile
-from recsys_utils.recall import ITEM_INDEX, USER_INDEX
+from recsys_utils.pipeline.recall import ITEM_INDEX, USER_INDEX
 
 DAY = pd.Timedelta(days=1)
 #: profile columns used as user features (those present are kept)
@@ -152,7 +152,7 @@ def pair_features(candidates: pd.DataFrame, snap: Snapshot, channel_columns: boo
     """Feature table of (user, item) pairs: user, item, cross, context and recall features.
 
     ``candidates`` needs ``user_index`` and ``item_index`` (as made by
-    :func:`~recsys_utils.recall.generate_candidates`); its ``score_*``, ``rank_*``,
+    :func:`~recsys_utils.pipeline.recall.generate_candidates`); its ``score_*``, ``rank_*``,
     ``n_sources`` and ``position`` columns are kept as recall features when ``channel_columns``.
     ``item_category`` is a pandas categorical (LightGBM splits on it natively).
     """

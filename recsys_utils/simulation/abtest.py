@@ -8,7 +8,7 @@ were independent ignores that a user's clicks go together and inflates false pos
 (Kohavi, Tang & Xu 2020, *Trustworthy Online Controlled Experiments*, ch. 18; Deng et al. 2018,
 "Applying the Delta Method in Metric Analytics").
 
-The simulator knows the truth: :meth:`~recsys_utils.data.simulator.Simulator.expected` gives
+The simulator knows the truth: :meth:`~recsys_utils.simulation.simulator.Simulator.expected` gives
 every shown item's exact click and purchase probability. So the lessons can check the
 statistics themselves:
 
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from recsys_utils.constants import ITEM, RANK, USER
+from recsys_utils.core.vocabulary import ITEM, RANK, USER
 from recsys_utils.evaluation.significance import (
     mean_difference_test,
     power_two_means,

@@ -6,7 +6,7 @@ no Python loop per user. Loops run over batches of rows or over the k list posit
 Conventions shared by all functions:
 
 - ``top_items`` is an ``(n, k)`` integer array of item indices, best first, as returned by
-  :func:`recsys_utils.topk.top_k`; ``-1`` marks an empty slot (fewer than k items recommended).
+  :func:`recsys_utils.core.topk.top_k`; ``-1`` marks an empty slot (fewer than k items recommended).
   An item may appear at most once per row.
 - ``relevant`` is a ``scipy.sparse`` CSR matrix ``(n, n_items)`` with the same rows; any stored
   nonzero value marks an item as relevant (binary relevance).

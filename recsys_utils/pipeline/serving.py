@@ -12,7 +12,7 @@ Stages, for a batch of users at once:
    channel's reciprocal rank and per-user standardised score, item log-popularity, the user's
    affinity to the item's category and activity, item features such as recent popularity and
    freshness) estimate P(relevant | user, item); trained on a later period than the channels;
-3. **re-rank**: business rules (:class:`~recsys_utils.serving.rerank.BusinessRules`), then maximal
+3. **re-rank**: business rules (:class:`~recsys_utils.pipeline.rerank.BusinessRules`), then maximal
    marginal relevance if ``mmr_trade_off`` < 1, then a sponsored item at a fixed slot (广告投放).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_utils.serving.rerank import (
+from recsys_utils.pipeline.rerank import (
     PAD,
     BusinessRules,
     cap_per_group,
@@ -35,7 +35,7 @@ from recsys_utils.serving.rerank import (
     sparse_lookup,
 )
 
-FORMAT = "recsys_utils.serving.pipeline"
+FORMAT = "recsys_utils.pipeline.serving"
 FORMAT_VERSION = 1
 
 

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.constants import ITEM, TIMESTAMP, USER
+from recsys_utils.core.metrics import ranking_metrics
+from recsys_utils.core.topk import top_k
+from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.evaluation.metrics import ranking_metrics
 from recsys_utils.models.base import Recommender
-from recsys_utils.topk import top_k
 
 USER_INDEX, ITEM_INDEX = "user_index", "item_index"
 
@@ -95,15 +95,15 @@ def build_channels(events: pd.DataFrame, at, users: IdIndex, items: IdIndex, ite
 
     Returns ``(channels, history)``: ``ease`` (Steck 2019), ``item_knn`` (Sarwar et al. 2001),
     ``als`` (Hu et al. 2008), ``popularity_7d`` (most popular over the last ``popularity_days``), ``content``
-    (attribute similarity, :class:`~recsys_utils.cold_start.ContentRecommender`) and
+    (attribute similarity, :class:`~recsys_utils.models.hybrid.ContentRecommender`) and
     ``recent_categories`` over the last ``category_days`` and ``similar_to_recent`` (item-kNN
     neighbours of the last ``popularity_days``' items); ``history`` is the matrix of all
     events before ``at`` (the items each user has seen).
     """
-    from recsys_utils.cold_start import ContentRecommender, item_content_matrix
     from recsys_utils.models.als import ALS
     from recsys_utils.models.baselines import PopularityRecommender
     from recsys_utils.models.ease import EASE
+    from recsys_utils.models.hybrid import ContentRecommender, item_content_matrix
     from recsys_utils.models.neighbors import ItemKNN
 
     if TIMESTAMP not in events.columns:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys_utils.constants import CART, ITEM, PURCHASE, RANK, USER
+from recsys_utils.core.vocabulary import CART, ITEM, PURCHASE, RANK, USER
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
 

@@ -1,0 +1,1 @@
+"""Command-line tools: ``recsys-evaluate`` (score a prediction file) and ``recsys-bench`` (published protocols)."""

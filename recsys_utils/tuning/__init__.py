@@ -1,0 +1,1 @@
+"""Tuning: hyper-parameter search, model fusion and the optimisation lessons."""
