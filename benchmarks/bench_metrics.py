@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys_utils.cli.evaluate import evaluate_files, evaluate_frames  # noqa: E402
-from recsys_utils.core.metrics import (
+from recsys_utils.core.metrics import (  # noqa: E402
     catalog_coverage,
     gini_index,
     intra_list_diversity,

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from recsys_utils.core.paths import ROOT_ENV
-from recsys_utils.course import DATASET_ENV, DEFAULT_DATASET, build_dir, load_results, record_seconds, reset_results
+from recsys_utils.core.paths import ROOT_ENV  # noqa: E402
+from recsys_utils.course import DATASET_ENV, DEFAULT_DATASET, build_dir, load_results, record_seconds, reset_results  # noqa: E402
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 PATTERN = "[0-9][0-9]_*.ipynb"

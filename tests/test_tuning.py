@@ -9,6 +9,7 @@ from scipy.stats import rankdata
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.evaluation.protocol import evaluate
 from recsys_utils.models.base import Recommender
+from recsys_utils.tuning.optimisation import TunableBPR, gradient_trace
 from recsys_utils.tuning.search import (
     BlendRecommender,
     blend_search,
@@ -18,7 +19,6 @@ from recsys_utils.tuning.search import (
     random_search,
     simplex_grid,
 )
-from recsys_utils.tuning.optimisation import TunableBPR, gradient_trace
 
 
 class Noisy(Recommender):

@@ -1,4 +1,5 @@
-"""Mini-batches for the training loop, straight from sparse matrices or aligned arrays (vectorised negative sampling)."""
+"""Mini-batches for the training loop, straight from sparse matrices or aligned arrays
+(vectorised negative sampling)."""
 
 from __future__ import annotations
 
