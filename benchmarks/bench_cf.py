@@ -52,9 +52,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=6040)
     parser.add_argument("--items", type=int, default=3706)
     parser.add_argument("--nnz", type=int, default=1_000_209)
-    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--dim", type=int, default=64, help="embedding size (implicit's factors)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="ALS sweeps / BPR epochs (implicit's iterations)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
@@ -68,7 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     matrix = random_matrix(args.users, args.items, args.nnz)
     train = Interactions(matrix, IdIndex(np.arange(args.users), "user_id"), IdIndex(np.arange(args.items), "item_id"))
-    print(f"matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,}; factors {args.factors}; "
+    print(f"matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, nnz {matrix.nnz:,}; dim {args.dim}; "
           f"{args.threads} threads; torch {torch.__version__}", flush=True)
 
     try:
@@ -82,38 +82,38 @@ def main() -> None:
     rows = []
 
     # ALS: seconds per iteration (fit with n iterations, divided by n)
-    n_it = args.iterations
-    ours = best_of(lambda: ALS(factors=args.factors, iterations=n_it, device="cpu",
+    n_it = args.epochs
+    ours = best_of(lambda: ALS(dim=args.dim, epochs=n_it, device="cpu",
                                num_threads=args.threads).fit(train), args.repeats) / n_it
     theirs = np.nan
     if implicit is not None:
         def fit_implicit_als():
-            ImplicitALS(factors=args.factors, iterations=n_it, num_threads=args.threads,
+            ImplicitALS(factors=args.dim, iterations=n_it, num_threads=args.threads,
                         calculate_training_loss=False, random_state=0).fit(matrix, show_progress=False)
         theirs = best_of(fit_implicit_als, args.repeats) / n_it
     rows.append(("ALS iteration", ours, theirs, 1.5))
     print(f"ALS iteration: ours {ours:.3f} s, implicit {theirs:.3f} s", flush=True)
 
     # BPR: seconds per epoch
-    ours = best_of(lambda: BPR(factors=args.factors, epochs=n_it).fit(train),
+    ours = best_of(lambda: BPR(dim=args.dim, epochs=n_it).fit(train),
                    args.repeats) / n_it
     theirs = np.nan
     if implicit is not None:
         def fit_implicit_bpr():
-            ImplicitBPR(factors=args.factors, iterations=n_it, num_threads=args.threads,
+            ImplicitBPR(factors=args.dim, iterations=n_it, num_threads=args.threads,
                         random_state=0).fit(matrix, show_progress=False)
         theirs = best_of(fit_implicit_bpr, args.repeats) / n_it
     rows.append(("BPR epoch", ours, theirs, 5.0))
     print(f"BPR epoch: ours {ours:.3f} s, implicit {theirs:.3f} s", flush=True)
 
     # top-10 for every user with seen items excluded, from the same factors
-    als = ALS(factors=args.factors, iterations=2, device="cpu").fit(train)
+    als = ALS(dim=args.dim, epochs=2, device="cpu").fit(train)
     users = np.arange(args.users)
     with threadpool_limits(args.threads):
         ours = best_of(lambda: als.recommend_indices(users, k=10, exclude_seen=True), args.repeats)
     theirs = np.nan
     if implicit is not None:
-        reference = ImplicitALS(factors=args.factors, iterations=1, num_threads=args.threads, random_state=0)
+        reference = ImplicitALS(factors=args.dim, iterations=1, num_threads=args.threads, random_state=0)
         reference.fit(matrix, show_progress=False)
         reference.user_factors = als.user_factors_
         reference.item_factors = als.item_factors_

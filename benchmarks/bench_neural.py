@@ -85,7 +85,7 @@ def main() -> None:
           f"{args.threads} torch threads")
     runs = {
         "bpr (torch, Adam)": (lambda: TorchBPR(dim=64, epochs=1, batch_size=8192), train),
-        "bpr (torch, SGD)": (lambda: BPR(factors=64, epochs=1, batch_size=8192, num_threads=args.threads), train),
+        "bpr (torch, SGD)": (lambda: BPR(dim=64, epochs=1, batch_size=8192, num_threads=args.threads), train),
         "neumf (4 negatives)": (lambda: NeuMF(epochs=1, batch_size=8192, n_negatives=4), train),
         "multvae": (lambda: MultVAE(epochs=1, batch_size=500), train),
         "gru4rec": (lambda: GRU4Rec(dim=64, epochs=1, batch_size=256), sequences()),

@@ -14,13 +14,13 @@ each user has fewer held-out items). Output of 2026-11-23 (OMP_NUM_THREADS=1, sh
     ease     l2=100 0.2562 | 200 0.2677 | 300 0.2728 | 500 0.2758 | 1000 0.2740      -> l2=500
     itemknn  k=50: shrink 0 0.2356, 10 0.2333, 50 0.2283 | k=100: 0.2304, 0.2282, 0.2320
              k=200: 0.2368, 0.2369, 0.2356                                           -> k=200, shrink=10
-    als      (15 sweeps) factors=64: reg 1/10/30/100 x alpha 0.5/1/5:
-             reg 1: 0.2165 0.2176 0.2101 | reg 10: 0.2511 0.2502 0.2319
-             reg 30: 0.2473 0.2620 0.2743 | reg 100: 0.1538 0.1547 0.2400
-             factors=128 best 0.2737 (reg 30, alpha 5)                               -> 64, reg 30, alpha 5
-    bpr      factors=200: lr 0.01 reg 1e-3: 60 ep 0.2321, 100 ep 0.2529 | lr 0.01 reg 1e-2: 60 ep 0.2346,
-             100 ep 0.2597 | lr 0.05 reg 1e-3 100 ep 0.2125 | lr 0.05 reg 1e-2 100 ep 0.2547
-             (factors=64, lr 0.05, reg 1e-3, 40 ep: 0.2234)                          -> 200, lr 0.01, reg 1e-2, 100 ep
+    als      (15 sweeps) dim=64: l2 1/10/30/100 x alpha 0.5/1/5:
+             l2 1: 0.2165 0.2176 0.2101 | l2 10: 0.2511 0.2502 0.2319
+             l2 30: 0.2473 0.2620 0.2743 | l2 100: 0.1538 0.1547 0.2400
+             dim=128 best 0.2737 (l2 30, alpha 5)                                    -> 64, l2 30, alpha 5
+    bpr      dim=200: lr 0.01 l2 1e-3: 60 ep 0.2321, 100 ep 0.2529 | lr 0.01 l2 1e-2: 60 ep 0.2346,
+             100 ep 0.2597 | lr 0.05 l2 1e-3 100 ep 0.2125 | lr 0.05 l2 1e-2 100 ep 0.2547
+             (dim=64, lr 0.05, l2 1e-3, 40 ep: 0.2234)                               -> 200, lr 0.01, l2 1e-2, 100 ep
     mf (GMF) dim=64, 20 epochs: lr 1e-3 0.1644 | lr 5e-3 0.2241                       -> lr 5e-3
     neumf    20 epochs: lr 1e-3 0.2135 | lr 5e-3 0.2008                              -> lr 1e-3
     multvae  60 epochs 0.2578 | 100 epochs 0.2611                                    -> 100 epochs
@@ -44,8 +44,8 @@ from recsys_utils.core.seed import seed_everything  # noqa: E402
 #: small grids around sensible values; each model's first key is the main knob
 GRIDS: dict[str, dict[str, list]] = {
     "itemknn": {"k": [50, 100, 200], "shrink": [0.0, 10.0, 50.0]},
-    "als": {"factors": [64, 128], "regularization": [1.0, 10.0, 30.0, 100.0], "alpha": [0.5, 1.0, 5.0]},
-    "bpr": {"factors": [200], "learning_rate": [0.01, 0.05], "regularization": [1e-3, 1e-2], "epochs": [60, 100]},
+    "als": {"dim": [64, 128], "l2": [1.0, 10.0, 30.0, 100.0], "alpha": [0.5, 1.0, 5.0]},
+    "bpr": {"dim": [200], "lr": [0.01, 0.05], "l2": [1e-3, 1e-2], "epochs": [60, 100]},
     "ease": {"l2": [100.0, 200.0, 300.0, 500.0, 1000.0]},
     "mf": {"dim": [64], "lr": [1e-3, 5e-3], "epochs": [20]},
     "neumf": {"lr": [1e-3, 5e-3], "epochs": [20]},

@@ -2,7 +2,7 @@
 
     python scripts/run_course.py                              # every notebooks/NN_*.ipynb
     python scripts/run_course.py --only 00_quickstart,03_collaborative_filtering
-    RECSYS_DATASET=movielens-100k python scripts/run_course.py
+    RECSYS_DATASET=movielens-100k python scripts/run_course.py   # only the notebooks that claim it
 
 Each notebook runs in a fresh ``python3`` kernel with ``notebooks/`` as its working directory.
 Executed copies go to ``build/notebooks/NAME.ipynb`` and HTML to ``build/html/NAME.html``; the
@@ -25,6 +25,8 @@ from nbconvert import HTMLExporter
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from course_notebooks import skip_reason  # noqa: E402
 
 from recsys_utils.core.paths import ROOT_ENV  # noqa: E402
 from recsys_utils.course import DATASET_ENV, DEFAULT_DATASET, build_dir, load_results, record_seconds, reset_results  # noqa: E402
@@ -62,10 +64,9 @@ def run_one(path: Path, out: Path, timeout: int) -> tuple[str, float]:
     start = time.perf_counter()
     try:
         client.execute()
-    except Exception as exc:  # a cell error, a timeout or a dead kernel: report and go on
+    except Exception as exc:  # a cell error, a timeout or a dead kernel: one line, and go on
         status = "FAILED"
-        message = str(exc).strip().splitlines()
-        print(f"--- {path.name} failed ({type(exc).__name__}):", *message[-40:], sep="\n", flush=True)
+        print(f"--- {path.name} failed: {_one_line(exc)}", flush=True)
     seconds = time.perf_counter() - start
 
     nbformat.write(nb, out / "notebooks" / path.name)
@@ -75,6 +76,14 @@ def run_one(path: Path, out: Path, timeout: int) -> tuple[str, float]:
     except Exception as exc:  # HTML is a convenience; its failure is reported, not fatal
         print(f"--- {path.name}: HTML export failed ({type(exc).__name__}: {exc})", flush=True)
     return status, seconds
+
+
+def _one_line(exc: Exception) -> str:
+    """The error's last line (``AssertionError: ...``) and the failing cell, without the traceback."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    error = next((line for line in reversed(lines) if ("Error" in line or "Exception" in line) and ":" in line),
+                 lines[-1] if lines else type(exc).__name__)
+    return f"{error[:300]} (the executed copy shows the cell)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[ROOT_ENV] = str(ROOT)
     os.environ.setdefault("PYTHONHASHSEED", "0")
     dataset = os.environ.get(DATASET_ENV, "").strip() or DEFAULT_DATASET
+
+    skipped = {path.stem: reason for path in notebooks if (reason := skip_reason(path, dataset))}
+    for name, reason in skipped.items():
+        print(f"run_course: {name} {reason}", flush=True)
+    notebooks = [path for path in notebooks if path.stem not in skipped]
 
     out = build_dir()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -118,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, status, seconds in rows:
         count = len(results.get(name, {}).get("results", {}))
         print(f"{name:<{width}}  {status:<6}  {seconds:>8.1f}  {count:>7}")
+    for name, reason in skipped.items():
+        print(f"{name:<{width}}  {reason}")
     failed = [name for name, status, _ in rows if status != "ok"]
     if failed:
         print(f"\nrun_course: {len(failed)} failed: {', '.join(failed)} "

@@ -3,34 +3,49 @@
     python scripts/update_readme.py          # rewrite README.md in place
     python scripts/update_readme.py --check  # exit 1 if README.md is out of date
 
-Two regions are generated, each between marker comments that stay in the file:
+Generated from each notebook's ``metadata.recsys`` (title, learn, datasets) and build/results.json:
 
-* ``<!-- BEGIN notebooks -->`` ... ``<!-- END notebooks -->``: one row per notebook from its
-  ``metadata.recsys`` (title, learn, datasets) and its measured run time in results.json;
-* ``<!-- BEGIN results -->`` ... ``<!-- END results -->``: the results each notebook recorded
-  with ``recsys_utils.course.record``, plus the dataset and library versions of that run.
+* README.md, between ``<!-- BEGIN notebooks -->`` and ``<!-- END notebooks -->``: one row per
+  notebook with its datasets, measured CPU minutes and 2-4 headline results (:data:`HEADLINES`);
+* docs/results.md (the whole file): every result each notebook recorded with
+  ``recsys_utils.course.record``, plus the dataset and library versions of that run.
 
-No number in these regions is typed by hand: run ``make course`` (or ``make readme`` after it).
+No number in them is typed by hand: run ``make course`` (or ``make readme`` after it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from recsys_utils.core.io import atomic_write_text  # noqa: E402
 from recsys_utils.course import load_results  # noqa: E402
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 PATTERN = "[0-9][0-9]_*.ipynb"
-REGIONS = ("notebooks", "results")
+RESULTS_PAGE = ROOT / "docs" / "results.md"
+#: the results shown in the README's notebook table (the rest are in docs/results.md)
+HEADLINES = {
+    "00_quickstart": ("ndcg@10/popularity", "ndcg@10/ease", "ndcg@10/oracle"),
+    "01_data_collection_and_cleaning": ("cleaning/precision/click_log/bot", "cleaning/recall/click_log/bot"),
+    "02_user_profiling_and_features": ("segments/ari", "leakage/auc_recency_leaky", "leakage/auc_recency_clean"),
+    "03_collaborative_filtering": ("ndcg@10/popularity", "ndcg@10/item-knn", "ndcg@10/als", "ndcg@10/ease"),
+    "04_recall_and_ranking": ("recall@200/merged", "ndcg@10/recall_order", "ndcg@10/two_stage"),
+    "05_deep_models": ("ndcg@10/ease", "ndcg@10/neumf", "ndcg@10/mult-vae", "auc/deepfm"),
+    "06_sequential_models": ("ndcg@10/markov", "ndcg@10/gru4rec", "ndcg@10/sasrec"),
+    "07_gan_generated_data": ("gan/popularity_js", "gan/detection_auc", "gan/tstr_ratio"),
+    "08_evaluation_and_ab_testing": ("sampled/kendall_tau_ndcg@10", "ab/false_positive_rate", "ab/power"),
+    "09_optimisation_and_tuning": ("tuning/ease/test_ndcg@10", "tuning/als/test_ndcg@10", "ndcg@10/ensemble"),
+    "10_serving_and_personalisation": ("ndcg@10/ease", "ndcg@10/pipeline_trees_ranker", "serving/p99_ms"),
+    "11_benchmark": ("bench/loo-full/ndcg@10/ease", "bench/loo-full/ndcg@10/als",
+                     "bench/loo-full/ndcg@10/popularity"),
+}
 
 
 def cell(text: object) -> str:
@@ -61,11 +76,19 @@ def notebook_headers(folder: Path) -> list[tuple[str, dict]]:
     return headers
 
 
+def headline(name: str, runs: dict) -> str:
+    """The notebook's headline results as ``key value`` pairs (keys it did not record are left out)."""
+    recorded = runs.get(name, {}).get("results", {})
+    shown = [f"{key} {fmt(recorded[key])}" for key in HEADLINES.get(name, ()) if key in recorded]
+    return "<br>".join(cell(s) for s in shown) if shown else "not run"
+
+
 def notebooks_table(headers: list[tuple[str, dict]], results: dict) -> str:
     if not headers:
         return "_No notebooks yet._"
     runs = results.get("notebooks", {})
-    lines = ["| # | notebook | what you learn | datasets | CPU minutes |", "|---|---|---|---|---:|"]
+    lines = ["| # | notebook | what you learn | datasets | CPU minutes | headline results |",
+             "|---|---|---|---|---:|---|"]
     for name, header in headers:
         number = name.split("_", 1)[0]
         title = cell(header.get("title", name))
@@ -75,10 +98,11 @@ def notebooks_table(headers: list[tuple[str, dict]], results: dict) -> str:
         seconds = runs.get(name, {}).get("seconds")
         minutes = f"{seconds / 60:.1f}" if isinstance(seconds, (int, float)) else "not run"
         lines.append(f"| {number} | [{title}](notebooks/{name}.ipynb) | {cell(learn)} | {cell(datasets)} "
-                     f"| {minutes} |")
+                     f"| {minutes} | {headline(name, runs)} |")
     lines.append("")
-    lines.append("_CPU minutes: wall-clock time of the last `make course` run (see the results below "
-                 "for its dataset and versions)._")
+    lines.append(f"_Datasets: those `make test` runs each notebook on (its metadata). CPU minutes and results: "
+                 f"the last `make course` run on dataset `{results.get('dataset')}`; every recorded result is in "
+                 "[docs/results.md](docs/results.md)._")
     return "\n".join(lines)
 
 
@@ -112,10 +136,13 @@ def replace_region(text: str, region: str, body: str, source: Path) -> str:
 
 def render(readme_text: str, readme: Path, notebooks: Path, results: dict) -> str:
     headers = notebook_headers(notebooks)
-    bodies = {"notebooks": notebooks_table(headers, results), "results": results_section(headers, results)}
-    for region in REGIONS:
-        readme_text = replace_region(readme_text, region, bodies[region], readme)
-    return readme_text
+    return replace_region(readme_text, "notebooks", notebooks_table(headers, results), readme)
+
+
+def results_page(notebooks: Path, results: dict) -> str:
+    """docs/results.md: every recorded result, generated."""
+    return ("# Results of the last full run\n\n_Generated by `make readme` from build/results.json; "
+            "do not edit._\n\n" + results_section(notebook_headers(notebooks), results).strip() + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,27 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR)
+    parser.add_argument("--results-page", type=Path, default=RESULTS_PAGE)
     parser.add_argument("--results", type=Path, default=None,
                         help="results.json (default: $RECSYS_BUILD_DIR or build/)")
     args = parser.parse_args(argv)
 
-    current = args.readme.read_text(encoding="utf-8")
-    updated = render(current, args.readme, args.notebooks, load_results(args.results))
+    results = load_results(args.results)
+    outputs = {args.readme: render(args.readme.read_text(encoding="utf-8"), args.readme, args.notebooks, results),
+               args.results_page: results_page(args.notebooks, results)}
+    stale = [path for path, text in outputs.items()
+             if not path.is_file() or path.read_text(encoding="utf-8") != text]
     if args.check:
-        if updated != current:
-            print(f"update_readme: {args.readme} is out of date; run `make readme`")
-            return 1
-        print(f"update_readme: {args.readme} is up to date")
-        return 0
-    if updated == current:
-        print(f"update_readme: {args.readme} already up to date")
-        return 0
-    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".tmp", dir=args.readme.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(updated)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, args.readme)
-    print(f"update_readme: rewrote the generated regions of {args.readme}")
+        for path in stale:
+            print(f"update_readme: {path} is out of date; run `make readme`")
+        if not stale:
+            print("update_readme: README.md and docs/results.md are up to date")
+        return 1 if stale else 0
+    for path in stale:
+        atomic_write_text(path, outputs[path])
+        print(f"update_readme: rewrote {path}")
+    if not stale:
+        print("update_readme: already up to date")
     return 0
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from recsys_utils.cli import bench
-from recsys_utils.cli.bench import BenchData, BenchInputError, prepare, read_ncf, run_benchmark
+from recsys_utils.cli.bench import prepare, run_benchmark
+from recsys_utils.cli.bench_data import BenchData, BenchInputError, read_ncf
 from recsys_utils.models import registry
 
 
@@ -56,19 +57,33 @@ def test_random_75_25_is_item_stratified_and_excludes_train_items():
 def test_sampled_negatives_are_unseen_distinct_and_seeded():
     frame = _frame(n_items=200)
     data = BenchData("toy", frame=frame)
-    a = prepare(data, "leave-last-out-sampled", seed=3)
-    b = prepare(data, "leave-last-out-sampled", seed=3)
+    a = prepare(data, "leave-last-out-sampled", seed=3).sampled
+    b = prepare(data, "leave-last-out-sampled", seed=3).sampled
     np.testing.assert_array_equal(a.negatives, b.negatives)
-    seen = (a.train.binary() + a.test.binary()).toarray() > 0
+    assert not np.array_equal(a.negatives, prepare(data, "leave-last-out-sampled", seed=4).sampled.negatives)
+    prepared = prepare(data, "leave-last-out-sampled", seed=3)
+    seen = (prepared.train.binary() + prepared.test.binary()).toarray() > 0
     assert a.negatives.shape == (60, bench.N_NEGATIVES)
-    rows = np.repeat(a.test_users, a.negatives.shape[1])
+    rows = np.repeat(a.user_indices, a.negatives.shape[1])
     assert not seen[rows, a.negatives.ravel()].any()
     assert all(len(set(r)) == len(r) for r in a.negatives)
 
 
 def test_too_few_unseen_items_is_a_clear_error():
-    with pytest.raises(BenchInputError, match="fewer than 99"):
+    with pytest.raises(ValueError, match="fewer than n_negatives=99"):
         prepare(BenchData("toy", frame=_frame()), "leave-last-out-sampled")
+
+
+def _brute_force(scores: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> tuple[float, float]:
+    """HR@10 and NDCG@10 with a plain loop, collapsing candidates like the NCF reference (a dict)."""
+    hr, ndcg = [], []
+    for row, (pos, negs) in enumerate(zip(positives, negatives, strict=True)):
+        candidates = {int(i): scores[row, i] for i in negs if i >= 0}
+        candidates[int(pos)] = scores[row, pos]
+        rank = sum(1 for item, s in candidates.items() if item != pos and s >= scores[row, pos])
+        hr.append(rank < 10)
+        ndcg.append(1 / np.log2(rank + 2) if rank < 10 else 0.0)
+    return float(np.mean(hr)), float(np.mean(ndcg))
 
 
 def test_sampled_metrics_match_a_brute_force_rank(tmp_path):
@@ -77,12 +92,35 @@ def test_sampled_metrics_match_a_brute_force_rank(tmp_path):
     prepared = prepare(data, "leave-last-out-sampled")
     model = bench.MODELS["popularity"].build(0).fit(prepared.train)
     got = bench.score_model(model, prepared, "leave-last-out-sampled")
-    scores = model.score(prepared.test_users)
-    pos = scores[np.arange(len(scores)), prepared.test_items]
-    neg = np.take_along_axis(scores, prepared.negatives, axis=1)
-    rank = (neg >= pos[:, None]).sum(axis=1)
-    assert got["hr@10"] == pytest.approx(np.mean(rank < 10))
-    assert got["ndcg@10"] == pytest.approx(np.mean(np.where(rank < 10, 1 / np.log2(rank + 2), 0)))
+    protocol = prepared.sampled
+    hr, ndcg = _brute_force(model.score(protocol.user_indices), protocol.positives, protocol.negatives)
+    assert got["hr@10"] == pytest.approx(hr)
+    assert got["ndcg@10"] == pytest.approx(ndcg)
+    assert got["candidates_min"] == got["candidates_mean"] == protocol.negatives.shape[1] + 1
+    assert got["negative_sampling"] == "given by the NCF file"
+
+
+def test_ncf_test_item_among_negatives_is_collapsed_like_the_reference(tmp_path):
+    folder = _write_ncf(tmp_path, _frame(n_items=80))
+    negative = folder / "toy.test.negative"
+    lines = negative.read_text().splitlines()
+    fields = lines[0].split("\t")
+    test_item = fields[0].strip("()").split(",")[1]
+    fields[1] = test_item  # the paper's ml-1m file does this on 156 lines
+    fields[3] = fields[2]  # and a repeated negative
+    lines[0] = "\t".join(fields)
+    negative.write_text("\n".join(lines) + "\n")
+    data = read_ncf(folder, "toy")
+    assert data.notes == {"lines_with_test_item_among_negatives": 1, "lines_with_repeated_negatives": 1,
+                          "negatives_dropped": 2}
+    prepared = prepare(data, "leave-last-out-sampled")
+    model = bench.MODELS["popularity"].build(0).fit(prepared.train)
+    got = bench.score_model(model, prepared, "leave-last-out-sampled")
+    protocol = prepared.sampled
+    hr, ndcg = _brute_force(model.score(protocol.user_indices), protocol.positives, protocol.negatives)
+    assert (got["hr@10"], got["ndcg@10"]) == (pytest.approx(hr), pytest.approx(ndcg))
+    width = protocol.negatives.shape[1]
+    assert got["candidates_min"] == width - 1 and got["candidates_mean"] < width + 1
 
 
 def test_ncf_bad_inputs_name_file_and_line(tmp_path):
@@ -94,7 +132,7 @@ def test_ncf_bad_inputs_name_file_and_line(tmp_path):
     bad = lines.copy()
     bad[0] = head + "\t" + "\t".join([str(train_item)] + lines[0].split("\t")[2:])
     negative.write_text("\n".join(bad) + "\n")
-    with pytest.raises(BenchInputError, match=r"toy\.test\.negative:1: a negative is one of the user's own items"):
+    with pytest.raises(BenchInputError, match=r"toy\.test\.negative:1: a negative is one of the user's training items"):
         read_ncf(folder, "toy")
     bad = lines.copy()
     bad[2] = bad[2].replace("\t", " ", 3)
@@ -174,7 +212,7 @@ def test_overrides_replace_defaults_and_unknown_names_are_rejected():
     data = BenchData("toy", frame=frame)
     quick = run_benchmark(data, "leave-last-out-full", ["bpr"], log=None, overrides={"bpr": {"epochs": 0}})
     trained = run_benchmark(data, "leave-last-out-full", ["bpr"], log=None,
-                            overrides={"bpr": {"epochs": 5, "factors": 8}})
+                            overrides={"bpr": {"epochs": 5, "dim": 8}})
     assert quick["bpr"]["ndcg@10"] != trained["bpr"]["ndcg@10"]
     with pytest.raises(BenchInputError, match="unknown nope"):
         run_benchmark(data, "leave-last-out-full", ["ease"], log=None, overrides={"nope": {}})

@@ -121,7 +121,7 @@ def test_als_cg_sweep_converges_to_the_least_squares_solution():
     # with enough CG steps one sweep solves each side exactly (CG is exact in <= f steps)
     matrix = random_matrix(30, 20)
     train = make(matrix)
-    model = ALS(factors=5, regularization=0.1, alpha=3.0, iterations=1, cg_steps=12, dtype="float64",
+    model = ALS(dim=5, l2=0.1, alpha=3.0, epochs=1, cg_steps=12, dtype="float64",
                 device="cpu").fit(train)
     y = model.item_factors_
     x_expected = dense_als_user(matrix.toarray(), y, 3.0, 0.1)
@@ -136,7 +136,7 @@ def test_als_cg_sweep_converges_to_the_least_squares_solution():
 
 def test_als_loss_decreases_and_matches_its_definition():
     matrix = random_matrix(40, 25)
-    model = ALS(factors=6, regularization=0.05, alpha=2.0, iterations=6, dtype="float64", device="cpu",
+    model = ALS(dim=6, l2=0.05, alpha=2.0, epochs=6, dtype="float64", device="cpu",
                 track_loss=True).fit(make(matrix))
     history = np.array(model.loss_history_)
     assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1])), history
@@ -150,7 +150,7 @@ def test_als_loss_decreases_and_matches_its_definition():
 def test_als_recommends_and_finds_similar_items():
     # two blocks of users and items: neighbours stay inside the block
     block = np.kron(np.eye(2), np.ones((10, 6)))
-    model = ALS(factors=4, regularization=0.01, alpha=5.0, iterations=10, device="cpu").fit(make(block))
+    model = ALS(dim=4, l2=0.01, alpha=5.0, epochs=10, device="cpu").fit(make(block))
     near = model.similar_items([0, 7], k=3)
     assert set(near[0]) <= set(range(6)) and set(near[1]) <= set(range(6, 12))
     new_user = sp.csr_matrix(np.r_[np.zeros(6), np.ones(3), np.zeros(3)][None, :])
@@ -163,7 +163,7 @@ def test_als_rejects_bad_input():
         ALS(dtype="float16")
     with pytest.raises(ValueError, match="non-negative"):
         ALS(device="cpu").fit(make(np.array([[1.0, -2.0]])))
-    model = ALS(factors=2, iterations=1, device="cpu").fit(make(random_matrix(10, 8)))
+    model = ALS(dim=2, epochs=1, device="cpu").fit(make(random_matrix(10, 8)))
     with pytest.raises(ValueError, match="columns"):
         model.fold_in(sp.csr_matrix((1, 5)))
 
@@ -176,7 +176,7 @@ def test_bpr_learns_block_structure_and_its_loss_falls():
     rng = np.random.default_rng(0)
     train_mask = rng.random(block.shape) < 0.7
     train = make(block * train_mask)
-    model = BPR(factors=8, learning_rate=0.05, epochs=40, batch_size=64, seed=0).fit(train)
+    model = BPR(dim=8, lr=0.05, epochs=40, batch_size=64, seed=0).fit(train)
     assert model.loss_history_[-1] < 0.5 * model.loss_history_[0]
     top = model.recommend_indices(np.arange(60), k=1)[:, 0]  # every user has an unseen item in the block
     assert np.mean(top // 8 == np.arange(60) // 20) > 0.85  # chance is 1/3
@@ -208,7 +208,7 @@ def test_bias_baseline_solves_the_regularised_least_squares_problem():
     rng = np.random.default_rng(3)
     ratings = sp.random(30, 20, density=0.3, random_state=4, data_rvs=lambda n: rng.integers(1, 6, n)).tocsr()
     train = make(ratings)
-    model = BiasBaseline(user_reg=2.0, item_reg=3.0, iterations=200).fit(train)
+    model = BiasBaseline(user_l2=2.0, item_l2=3.0, epochs=200).fit(train)
     coo = ratings.tocoo()
     mu = coo.data.mean()
     # the same problem as one ridge regression on indicator columns
@@ -229,7 +229,7 @@ def test_explicit_mf_fits_a_low_rank_rating_matrix():
     mask = rng.random(full.shape) < 0.5
     train = make(sp.csr_matrix(np.where(mask, full, 0.0)))
     held = make(sp.csr_matrix(np.where(~mask, full, 0.0)))
-    model = ExplicitMF(factors=2, l2=1e-4, epochs=150, batch_size=128, lr=0.02, patience=None,
+    model = ExplicitMF(dim=2, l2=1e-4, epochs=150, batch_size=128, lr=0.02, patience=None,
                        device="cpu").fit(train)
     assert model.rmse(held) < 0.5 * BiasBaseline().fit(train).rmse(held)
     assert model.score([0]).shape == (1, 30)
@@ -276,9 +276,9 @@ def test_torch_bpr_learns_block_structure():
 
 def test_als_cholesky_solver_matches_many_cg_steps():
     train = make(random_matrix(30, 20))
-    exact = ALS(factors=4, regularization=0.1, alpha=2.0, iterations=3, solver="cholesky", dtype="float64",
+    exact = ALS(dim=4, l2=0.1, alpha=2.0, epochs=3, solver="cholesky", dtype="float64",
                 device="cpu").fit(train)
-    cg = ALS(factors=4, regularization=0.1, alpha=2.0, iterations=3, cg_steps=10, dtype="float64",
+    cg = ALS(dim=4, l2=0.1, alpha=2.0, epochs=3, cg_steps=10, dtype="float64",
              device="cpu").fit(train)
     np.testing.assert_allclose(exact.item_factors_, cg.item_factors_, rtol=1e-6, atol=1e-8)
     with pytest.raises(ValueError, match="solver"):

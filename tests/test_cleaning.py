@@ -7,16 +7,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import precision_score, recall_score
 
-from recsys_utils.data.cleaning import (
-    AuditTrail,
-    CleaningError,
-    audit_table,
+from recsys_utils.data.cleaning import clean_sources, cleaned_interactions
+from recsys_utils.data.cleaning_audit import AuditTrail, CleaningError, audit_table, profile_table, validate_table
+from recsys_utils.data.cleaning_rules import (
     bot_user_agents,
     canonical_gender,
     canonical_strings,
-    clean_sources,
-    cleaned_interactions,
-    compare_with_clean,
     estimate_clock_skew,
     exact_duplicates,
     impossible_prices,
@@ -25,14 +21,12 @@ from recsys_utils.data.cleaning import (
     inhuman_rate_accounts,
     near_duplicates,
     out_of_range_times,
-    over_cleaning,
     plausible_window,
-    profile_table,
-    score_against_truth,
     unknown_ids,
-    validate_table,
 )
-from recsys_utils.data.cleaning import test_accounts as find_test_accounts
+from recsys_utils.data.cleaning_rules import test_accounts as find_test_accounts
+from recsys_utils.data.cleaning_scores import compare_with_clean, over_cleaning, score_against_truth
+from recsys_utils.data.online_retail import read_online_retail
 from recsys_utils.data.retail_cleaning import clean_online_retail, is_cancellation, is_product, retail_facts
 from recsys_utils.data.world import WorldConfig, load_marketplace
 
@@ -348,8 +342,6 @@ def test_retail_bad_input():
 
 
 def test_retail_from_a_file_in_the_real_format(tmp_path):
-    from recsys_utils.data.loaders import read_online_retail
-
     raw = _retail_fixture()
     text = raw.assign(InvoiceDate=raw["InvoiceDate"].dt.strftime("%-m/%-d/%Y %-H:%M"))
     path = tmp_path / "online_retail.csv.gz"
@@ -358,3 +350,26 @@ def test_retail_from_a_file_in_the_real_format(tmp_path):
     result = clean_online_retail(read_online_retail(path))
     assert result.audit.loc["online_retail", "rows_in"] == len(raw)
     assert result.audit.loc["online_retail", "rows_kept"] == 3
+
+
+def test_retail_missing_price_or_quantity_is_dropped_with_its_reason(tmp_path):
+    """A line with no UnitPrice (or no Quantity) is never kept: bad_price / bad_quantity, in memory and from a file."""
+    raw = _retail_fixture()
+    raw["Quantity"] = raw["Quantity"].astype("Int64")
+    raw.loc[0, "UnitPrice"] = np.nan  # a good line of a known customer, except for its price
+    raw.loc[8, "Quantity"] = pd.NA
+    result = clean_online_retail(raw)
+    row = result.audit.loc["online_retail"]
+    assert row["rows_kept"] == 1 and row["dropped:bad_price"] == 2 and row["dropped:bad_quantity"] == 2
+    assert result.frame["UnitPrice"].notna().all() and result.frame["Quantity"].notna().all()
+    assert result.frame["StockCode"].tolist() == ["10002"]
+    dropped = result.dropped.set_index("row")["reason"]
+    assert dropped[0] == "bad_price" and dropped[8] == "bad_quantity"
+    # the same lines read from a file: the reader keeps the gaps (no format error), the cleaner drops them
+    text = raw.assign(InvoiceDate=raw["InvoiceDate"].dt.strftime("%-m/%-d/%Y %-H:%M"))
+    path = tmp_path / "gaps.csv"
+    text.to_csv(path, index=False)
+    read = read_online_retail(path)
+    assert pd.isna(read.loc[0, "UnitPrice"]) and pd.isna(read.loc[8, "Quantity"])
+    assert clean_online_retail(read).audit.loc["online_retail"].equals(row)
+

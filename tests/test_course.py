@@ -284,8 +284,20 @@ def test_project_root_from_env_cwd_or_package(tmp_path, monkeypatch):
     assert paths.project_root() == project.resolve()
 
     monkeypatch.chdir(tmp_path)  # nothing above: fall back to the folder holding the package
-    assert paths.project_root() == Path(course.__file__).resolve().parent.parent
+    assert paths.project_root() == Path(paths.__file__).resolve().parents[2]
 
     monkeypatch.delenv(course.BUILD_ENV)
     monkeypatch.setenv(paths.ROOT_ENV, str(project))
     assert course.build_dir() == project.resolve() / "build"
+
+
+def test_setup_refuses_a_dataset_the_notebook_does_not_claim(isolated, tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    meta = {"metadata": {"recsys": {"datasets": ["marketplace"], "needs": "the simulator's truth"}}, "cells": []}
+    (tmp_path / "notebooks" / "07_gan.ipynb").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(course.DatasetNotSupported, match=r"07_gan does not run on 'movielens-100k': it needs "
+                                                          r"the simulator's truth \(it runs on marketplace\)"):
+        course.setup("07_gan", dataset="movielens-100k")
+    assert course.setup("07_gan", dataset="marketplace").dataset == "marketplace"
+    assert course.setup("no_metadata_notebook", dataset="movielens-100k").dataset == "movielens-100k"

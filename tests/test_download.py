@@ -13,10 +13,14 @@ import pytest
 
 from recsys_utils.core.io import atomic_write
 from recsys_utils.data.download import (
+    BadArchiveError,
     ChecksumError,
+    DownloadError,
     UnsafeArchiveError,
+    check_trusted,
     download,
     file_hashes,
+    record_trust,
     safe_extract,
     trust_on_first_use,
     verify_file,
@@ -74,7 +78,7 @@ def test_interrupted_download_never_looks_complete(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Broken(PAYLOAD))
     dest = tmp_path / "data.zip"
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DownloadError, match=r"cannot download https://example\.invalid/data\.zip: connection lost"):
         download("https://example.invalid/data.zip", dest, progress=False)
     assert not dest.exists() and _leftovers(tmp_path) == []
 
@@ -157,3 +161,54 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
     with atomic_write(path, "w") as handle:
         handle.write("new")
     assert path.read_text() == "new"
+
+
+def _deflated(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_safe_extract_refuses_a_zip_bomb_before_writing(tmp_path):
+    archive = _deflated(tmp_path / "bomb.zip", {"a.csv": b"0" * (8 << 20)})  # 8 MiB in ~8 KB: ratio ~1000
+    with pytest.raises(UnsafeArchiveError, match=r"'a\.csv' would decompress [\d,]+ times .*zip bomb"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    # a small member may compress as well as it likes; so may a big one under a generous limit
+    assert (safe_extract(_deflated(tmp_path / "s.zip", {"z": b"0" * 100_000}), tmp_path / "s") / "z").is_file()
+    assert safe_extract(archive, tmp_path / "big", max_ratio=2000).joinpath("a.csv").stat().st_size == 8 << 20
+
+
+def test_safe_extract_selected_members_and_corrupt_data(tmp_path):
+    archive = _deflated(tmp_path / "a.zip", {"keep.txt": PAYLOAD, "skip.txt": b"x"})
+    out = safe_extract(archive, tmp_path / "one", members=["keep.txt"])
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and (out / "keep.txt").read_bytes() == PAYLOAD
+    with pytest.raises(KeyError, match="no member"):
+        safe_extract(archive, tmp_path / "two", members=["nope.txt"])
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"keep.txt") + len("keep.txt") + 10  # inside the first member's compressed bytes
+    data[start:start + 40] = bytes(40)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(BadArchiveError, match=r"broken\.zip: not a valid zip archive: member 'keep\.txt'"):
+        safe_extract(broken, tmp_path / "three")
+    assert not (tmp_path / "three").exists()
+
+
+def test_download_failure_names_the_url(tmp_path):
+    url = (tmp_path / "missing.zip").as_uri()
+    with pytest.raises(DownloadError, match=f"cannot download {url}"):
+        download(url, tmp_path / "out.zip", progress=False)
+    assert not (tmp_path / "out.zip").exists() and _leftovers(tmp_path) == []
+
+
+def test_trust_is_recorded_only_when_asked(tmp_path):
+    path, record = tmp_path / "f.zip", tmp_path / "f.json"
+    path.write_bytes(PAYLOAD)
+    assert check_trusted(path, record) is None and not record.exists()
+    record_trust(path, record, source="https://example.invalid")
+    assert check_trusted(path, record)["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    path.write_bytes(PAYLOAD + b"x")
+    with pytest.raises(ChecksumError, match="size"):
+        check_trusted(path, record)

@@ -77,20 +77,24 @@ def test_json_for_k5(tmp_path: Path) -> None:
     assert "1 users in PRED but not in TRUTH" in done.stderr
 
 
-def test_tied_scores_keep_file_order(tmp_path: Path) -> None:
+def test_tied_scores_are_broken_by_item_id_not_file_order(tmp_path: Path) -> None:
     truth = write(tmp_path, "truth.csv", "user_id,item_id\n1,b\n")
     first_a = evaluate_files(write(tmp_path, "p1.csv", "user_id,item_id,score\n1,a,0.5\n1,b,0.5\n"), truth, 1)
     first_b = evaluate_files(write(tmp_path, "p2.csv", "user_id,item_id,score\n1,b,0.5\n1,a,0.5\n"), truth, 1)
-    assert first_a["precision@1"] == 0.0
-    assert first_b["precision@1"] == 1.0
+    assert first_a == first_b
+    assert first_a["precision@1"] == 0.0  # 'a' < 'b': a is ranked first
+    flipped = write(tmp_path, "t2.csv", "user_id,item_id\n1,a\n")
+    assert evaluate_files(write(tmp_path, "p3.csv", "user_id,item_id,score\n1,b,0.5\n1,a,0.5\n"),
+                          flipped, 1)["precision@1"] == 1.0
 
 
-def test_ranking_order_equals_stable_lexsort() -> None:
+def test_ranking_order_equals_lexsort_with_item_tie_break() -> None:
     rng = np.random.default_rng(0)
     users = rng.integers(0, 50, 2000)
     scores = np.round(rng.standard_normal(2000), 1)  # many ties, negative zeros included
     scores[:5] = [-0.0, 0.0, np.inf, -np.inf, 0.0]
-    np.testing.assert_array_equal(_ranking_order(users, scores), np.lexsort((-scores, users)))
+    ties = rng.permutation(2000)
+    np.testing.assert_array_equal(_ranking_order(users, scores, ties), np.lexsort((ties, -scores, users)))
 
 
 def test_frames_and_text_ids() -> None:
@@ -126,9 +130,9 @@ BAD_INPUTS = {
     "non-numeric score": (GOOD_PRED + "2,b,high\n", GOOD_TRUTH, [], "non-numeric score 'high' at row 4"),
     "NaN score": ("user_id,item_id,score\n1,a,0.9\n1,b,\n", GOOD_TRUTH, [], "NaN score at row 2"),
     "missing user id": ("user_id,item_id,score\n1,a,0.9\n,b,0.1\n", GOOD_TRUTH, [],
-                        "missing user_id at row 2"),
+                        "empty user_id at row 2"),
     "duplicate pair": (GOOD_PRED + "1,a,0.1\n", GOOD_TRUTH, [],
-                       "duplicate prediction for user_id=1, item_id='a'"),
+                       "duplicate prediction for user_id='1', item_id='a'"),
     "ragged csv": ("user_id,item_id,score\n1,a,0.9\n1,b,0.8,7,8\n", GOOD_TRUTH, [], "cannot be parsed"),
     # one field too many on every row: pandas would silently shift the columns
     "extra field": ("user_id,item_id,score\n1,a,0.9,7\n1,b,0.8,7\n", GOOD_TRUTH, [], "cannot be parsed"),

@@ -68,6 +68,43 @@ def test_gan_trains_samples_and_is_seeded():
     assert (a.sample(64, seed=3) != b.sample(64, seed=3)).nnz == 0
 
 
+def _mixed(sample) -> float:
+    """Share of users with items from both planted groups (items 0-19 and 20-39)."""
+    s = sample.toarray()
+    return float(np.mean((s[:, :20].sum(1) > 0) & (s[:, 20:].sum(1) > 0)))
+
+
+def test_gan_learns_the_planted_groups():
+    """Real users take items from one half of the catalogue only. A trained GAN must learn that; the
+    same GAN with the detach bug (no gradient reaches the generator) and the popularity sampler
+    cannot (they mix both halves for most users)."""
+    torch.set_num_threads(1)
+    x = _users(n=200)
+    kwargs = dict(steps=150, critic_steps=2, batch_size=64, noise_dim=4, hidden=32, critic_hidden=32, factors=4,
+                  lr=1e-2, log_every=50, progress=False)
+    trained = gen.InteractionGAN(**kwargs).fit(x)
+    frozen = gen.InteractionGAN(detach_bug=True, **kwargs).fit(x)
+    s_trained, s_frozen = trained.sample(400, seed=1), frozen.sample(400, seed=1)
+    s_pop = gen.PopularitySampler().fit(x).sample(400, seed=1)
+    assert _mixed(s_trained) < 0.3 and _mixed(s_frozen) > 0.7 and _mixed(s_pop) > 0.7
+    corr = {name: sy.cooccurrence_correlation(x, s) for name, s in
+            {"trained": s_trained, "frozen": s_frozen, "popularity": s_pop}.items()}
+    assert corr["trained"] > 0.6 and corr["trained"] > max(corr["frozen"], corr["popularity"]) + 0.4, corr
+    assert sy.popularity_js(x, s_trained) < 0.05  # and the marginals stay close to the real ones
+    # the loop's history: one "epoch" per log block, the mean losses of each block in logs
+    history = trained.train_history_
+    assert history.epoch == [1, 2, 3] and set(history.logs) == {"critic_loss", "wasserstein", "generator_loss"}
+    assert trained.history_.step == [50, 100, 150]
+
+
+def test_every_generator_speaks_the_protocol():
+    for cls in (gen.PopularitySampler, gen.ClusterSampler, gen.CopyGenerator, gen.InteractionGAN,
+                gen.SessionGenerator):
+        assert issubclass(cls, gen.Generator), cls
+    with pytest.raises(TypeError):
+        gen.Generator()
+
+
 def test_gan_detach_bug_freezes_generator():
     x = _users()
     kwargs = dict(batch_size=32, noise_dim=4, hidden=16, critic_hidden=16, factors=4, progress=False)
@@ -82,7 +119,7 @@ def test_gan_detach_bug_freezes_generator():
 
 def test_straight_through_output_is_binary_with_gradient():
     torch.manual_seed(0)
-    g = gen._Generator(4, 8, np.eye(10, 3, dtype=np.float32), np.zeros(10))
+    g = gen.GeneratorNet(4, 8, np.eye(10, 3, dtype=np.float32), np.zeros(10))
     out = g(torch.randn(5, 4), torch.full((5,), 3.0))
     values = out.detach()
     assert torch.allclose(values, values.round(), atol=1e-6)
@@ -123,6 +160,13 @@ def test_session_gru_fits_and_samples():
         gen.sample_sessions(model, 3, temperature=-1)
     with pytest.raises(ValueError, match="n_items"):
         gen.fit_session_gru(seq, 5, progress=False)
+    assert len(model.history_) == 8 and model.history_.train_loss[-1] < 0.7 * model.history_.train_loss[0]
+    # the same training through the Generator protocol gives the same sessions
+    wrapped = gen.SessionGenerator(epochs=8, dim=8, hidden=16, noise_dim=2, batch_size=64, lr=1e-2, max_len=5,
+                                   temperature=0.5, progress=False).fit(seq, n_items=10)
+    np.testing.assert_array_equal(wrapped.sample(300, seed=1), out)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        gen.SessionGenerator().sample(3)
 
 
 def test_marginal_calibration_matches_item_frequencies():

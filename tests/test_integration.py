@@ -6,6 +6,7 @@ import pytest
 
 from recsys_utils.data.cleaning import clean_sources
 from recsys_utils.data.integration import (
+    EPOCH,
     attach_items,
     attach_members,
     integrate,
@@ -15,7 +16,6 @@ from recsys_utils.data.integration import (
 )
 from recsys_utils.data.world import WorldConfig, load_marketplace
 
-EPOCH = pd.Timestamp("1970-01-01")
 T0 = pd.Timestamp("2024-03-04 10:00:00")
 
 

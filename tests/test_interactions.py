@@ -69,3 +69,10 @@ def test_clear_errors():
         Interactions.from_frame(bad, weight="w")
     with pytest.raises(ValueError, match="no weight for events"):
         Interactions.from_frame(frame(), weight={"view": 1.0})
+
+
+def test_movielens_ratings_are_one_interaction_each_whatever_the_value():
+    frame = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 10], "event": "rating", "rating": [1, 5, 3],
+                          "timestamp": pd.to_datetime([1, 2, 3], unit="s")})
+    m = Interactions.from_frame(frame)
+    assert m.nnz == 3 and set(m.matrix.data) == {1.0}

@@ -11,24 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_utils.data import loaders
+from recsys_utils.data import movielens, online_retail, source_files
 from recsys_utils.data.datasets import dataset_names, load_dataset
 from recsys_utils.data.download import ChecksumError
-from recsys_utils.data.loaders import (
-    ML_100K,
-    DataFormatError,
-    load_movielens_1m,
-    load_movielens_100k,
-    load_online_retail,
-    parse_delimited,
-    read_online_retail,
-    resolve_source,
-)
+from recsys_utils.data.movielens import ML_100K, load_movielens_1m, load_movielens_100k
+from recsys_utils.data.online_retail import load_online_retail, read_online_retail
+from recsys_utils.data.source_files import DataFormatError, parse_delimited, resolve_source
 
 # ------------------------------------------------------------------ fixtures in the real formats
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n196\t302\t5\t881251000\n"
-U_GENRE = "".join(f"{g}|{i}\n" for i, g in enumerate(loaders.ML_100K_GENRES)) + "\n"
+U_GENRE = "".join(f"{g}|{i}\n" for i, g in enumerate(movielens.ML_100K_GENRES)) + "\n"
 _FLAGS = {242: (4, 5), 302: (6, 16), 377: (3, 5)}  # Children's+Comedy, Crime+Thriller, Animation+Comedy
 _TITLES = {242: "Kolya (1996)", 302: "L.A. Confidential (1997)", 377: "Heavyweights (1994)"}
 U_USER = "196|49|M|writer|55105\n186|39|F|executive|00000\n22|25|M|writer|40206\n"
@@ -81,7 +74,7 @@ def write_retail(path, text: str = RETAIL_CSV, gz: bool = True):
 @pytest.fixture(autouse=True)
 def no_shared_copies(monkeypatch):
     """Tests never see ../shared/data or any real copy: the local-copy search finds nothing."""
-    monkeypatch.setenv(loaders.SOURCE_ENV, "none")
+    monkeypatch.setenv(source_files.SOURCE_ENV, "none")
 
 
 # ------------------------------------------------------------------ registry
@@ -114,11 +107,16 @@ def test_movielens_100k_from_folder(tmp_path):
 
 
 def test_movielens_100k_via_env_source_dir(tmp_path, monkeypatch):
-    write_ml100k(tmp_path / "copies" / "ml-100k")
-    monkeypatch.setenv(loaders.SOURCE_ENV, str(tmp_path / "copies"))
-    data = load_movielens_100k(data_dir=tmp_path / "data", download=False)
-    assert len(data.interactions) == 4
-    assert not (tmp_path / "data").exists()  # read in place, not copied
+    """The default data folder (none given, or the project's data/) also looks in the local copies."""
+    copy = write_ml100k(tmp_path / "copies" / "ml-100k")
+    monkeypatch.setenv(source_files.SOURCE_ENV, str(tmp_path / "copies"))
+    monkeypatch.setenv("RECSYS_ROOT", str(tmp_path / "project"))
+    data = load_movielens_100k(download=False)
+    assert len(data.interactions) == 4 and data.extras["source"] == str(copy)
+    assert len(load_movielens_100k(data_dir=tmp_path / "project" / "data", download=False).interactions) == 4
+    assert not (tmp_path / "project" / "data").exists()  # read in place, not copied
+    with pytest.raises(FileNotFoundError, match="given explicitly: no other folder is searched"):
+        load_movielens_100k(data_dir=tmp_path / "data", download=False)
 
 
 def test_movielens_not_found_without_download(tmp_path):
@@ -151,9 +149,9 @@ def test_archive_is_verified_and_extracted(tmp_path):
 
 def test_official_checksums_are_the_published_ones():
     assert ML_100K.md5 == "0e33842e24a9c977be4e0107933c0723" and ML_100K.size == 4_924_029
-    assert loaders.ML_1M.md5 == "c4d9eecfca2ab87c1945afe126590906"
+    assert movielens.ML_1M.md5 == "c4d9eecfca2ab87c1945afe126590906"
     assert ML_100K.url == "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
-    assert loaders.ONLINE_RETAIL.url == "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
+    assert online_retail.ONLINE_RETAIL.url == "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
 
 
 # ------------------------------------------------------------------ malformed MovieLens files
@@ -240,7 +238,7 @@ def test_movielens_1m(tmp_path):
 
 def test_read_online_retail_keeps_every_row(tmp_path):
     raw = read_online_retail(write_retail(tmp_path / "online_retail.csv.gz"))
-    assert len(raw) == 10 and list(raw.columns) == list(loaders.RETAIL_COLUMNS)
+    assert len(raw) == 10 and list(raw.columns) == list(online_retail.RETAIL_COLUMNS)
     assert raw["CustomerID"].isna().sum() == 2 and raw["Description"].isna().sum() == 1
     assert raw["InvoiceDate"].iloc[0] == pd.Timestamp("2010-12-01 08:26")
     cancel = raw["InvoiceNo"].str.startswith("C")
@@ -259,8 +257,30 @@ def test_online_retail_dataset(tmp_path):
     assert "POST" not in set(inter["item_id"])
     items = data.items.set_index("item_id")
     assert items.loc["85123A", "title"] == "WHITE HANGING HEART T-LIGHT HOLDER"
-    audit = data.extras.get("audit")
-    assert audit is not None
+    # the audit accounts for every raw line, with the cleaner's reason names
+    row = data.extras["audit"].loc["online_retail"]
+    reasons = ["missing_customer", "cancellation", "not_a_product", "bad_quantity", "bad_price", "duplicate"]
+    assert [c for c in row.index if c.startswith("dropped:")] == [f"dropped:{r}" for r in reasons]
+    dropped = {r: int(row[f"dropped:{r}"]) for r in reasons}
+    assert dropped == {"missing_customer": 2, "cancellation": 2, "not_a_product": 1, "bad_quantity": 0,
+                       "bad_price": 0, "duplicate": 0}
+    assert row["rows_in"] == 10 == row["rows_kept"] + sum(dropped.values()) and row["rows_kept"] == len(inter)
+    assert row["fixed:inconsistent"] == 1  # "BAKING SET 9 PIECE RETROSPOT " loses its trailing space
+
+
+def test_online_retail_missing_price_or_quantity_is_dropped(tmp_path):
+    """Empty UnitPrice / Quantity cells are read as missing and dropped by the cleaner, never kept."""
+    text = RETAIL_CSV.replace("536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,",
+                              "536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,,")
+    text = text.replace("536366,22633,HAND WARMER UNION JACK,6,", "536366,22633,HAND WARMER UNION JACK,,")
+    path = write_retail(tmp_path / "gaps.csv", text, gz=False)
+    raw = read_online_retail(path)
+    assert pd.isna(raw.loc[1, "UnitPrice"]) and pd.isna(raw.loc[2, "Quantity"])
+    data = load_online_retail(data_dir=tmp_path, path=path)
+    row = data.extras["audit"].loc["online_retail"]
+    assert row["dropped:bad_price"] == 1 and row["dropped:bad_quantity"] == 1 and row["rows_kept"] == 3
+    assert set(data.interactions["item_id"]) == {"85123A", "84879", "22138"}
+    assert data.interactions["price"].notna().all() and (data.interactions["quantity"] > 0).all()
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -287,10 +307,46 @@ def test_online_retail_bad_encoding(tmp_path):
 
 
 def test_online_retail_found_in_source_dir(tmp_path, monkeypatch):
-    write_retail(tmp_path / "copies" / "online-retail" / "online_retail.csv.gz")
-    monkeypatch.setenv(loaders.SOURCE_ENV, str(tmp_path / "copies"))
-    data = load_dataset("online-retail", data_dir=tmp_path / "data", download=False)
-    assert len(data.interactions) == 5
-    monkeypatch.setenv(loaders.SOURCE_ENV, "none")
-    with pytest.raises(FileNotFoundError, match="online-retail: not found"):
+    copy = write_retail(tmp_path / "copies" / "online-retail" / "online_retail.csv.gz")
+    monkeypatch.setenv(source_files.SOURCE_ENV, str(tmp_path / "copies"))
+    monkeypatch.setenv("RECSYS_ROOT", str(tmp_path / "project"))
+    data = load_dataset("online-retail", download=False)  # the default data folder: local copies too
+    assert len(data.interactions) == 5 and data.extras["source"] == str(copy) and str(copy) in data.description
+    with pytest.raises(FileNotFoundError, match="online-retail: not found.*given explicitly"):
         load_dataset("online-retail", data_dir=tmp_path / "data", download=False)
+    monkeypatch.setenv(source_files.SOURCE_ENV, "none")
+    with pytest.raises(FileNotFoundError, match="online-retail: not found"):
+        load_dataset("online-retail", download=False)
+
+
+# ------------------------------------------------------------------ the cache and explicit archives
+
+
+def test_an_explicit_archive_is_never_answered_by_the_cache_of_another(tmp_path):
+    first = _ml_zip(tmp_path)
+    data_dir = tmp_path / "data"
+    assert len(load_movielens_100k(path=first, data_dir=data_dir, verify=False).interactions) == 4
+    other = tmp_path / "other"
+    write_ml100k(other / "ml-100k")
+    (other / "ml-100k" / "u.data").write_text(U_DATA + "7\t242\t4\t881250999\n")
+    second = tmp_path / "second.zip"
+    with zipfile.ZipFile(second, "w") as handle:
+        for f in sorted((other / "ml-100k").iterdir()):
+            handle.write(f, f"ml-100k/{f.name}")
+    data = load_movielens_100k(path=second, data_dir=data_dir, verify=False)
+    assert len(data.interactions) == 5  # the files the project wrote were replaced by the second archive's
+    assert len(load_movielens_100k(data_dir=data_dir, download=False).interactions) == 5
+
+
+def test_movielens_1m_ids_are_checked(tmp_path):
+    folder = write_ml1m(tmp_path / "ml-1m")
+    movies = (folder / "movies.dat").read_bytes()
+    (folder / "movies.dat").write_bytes(movies + b"661::Again (1996)::Drama\n")
+    with pytest.raises(DataFormatError, match=r"movies\.dat: line 4 repeats item_id 661 of line 2"):
+        load_movielens_1m(data_dir=tmp_path, path=folder)
+    (folder / "movies.dat").write_bytes(movies)
+    (folder / "ratings.dat").write_text("1::1193::5::978300760\n1::1.5::3::978302109\n")
+    with pytest.raises(DataFormatError, match=r"ratings\.dat: non-integer item_id 1\.5 at line 2"):
+        load_movielens_1m(data_dir=tmp_path, path=folder)
+    data = load_movielens_1m(data_dir=tmp_path, path=write_ml1m(tmp_path / "ml-1m"))
+    assert data.extras["encoding"]["movies.dat"] == "latin-1" and data.extras["source"] == str(folder)

@@ -10,15 +10,17 @@ import scipy.sparse as sp
 from sklearn.metrics import ndcg_score, precision_score, recall_score, roc_auc_score
 
 from recsys_utils.core import metrics as metrics_module
-from recsys_utils.core.metrics import (
-    RankingMetrics,
-    auc_score,
+from recsys_utils.core.beyond_accuracy import (
     average_popularity,
     catalog_coverage,
     gini_index,
-    hits_at_k,
     intra_list_diversity,
     novelty,
+)
+from recsys_utils.core.metrics import (
+    RankingMetrics,
+    auc_score,
+    hits_at_k,
     per_user_auc,
     ranking_metrics,
     sampled_ranking_metrics,

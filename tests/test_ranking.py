@@ -45,8 +45,8 @@ def test_snapshot_ignores_the_future_and_builds_crosses():
     snap = snapshot(events, at, users, items, item_table, user_table)
     later = pd.concat([events, events.assign(timestamp=pd.Timestamp("2024-03-01"))])
     again = snapshot(later, at, users, items, item_table, user_table)
-    pd.testing.assert_frame_equal(snap.user_features, again.user_features)
-    pd.testing.assert_frame_equal(snap.item_features, again.item_features)
+    pd.testing.assert_frame_equal(snap.user_columns, again.user_columns)
+    pd.testing.assert_frame_equal(snap.item_columns, again.item_columns)
     assert snap.interactions.nnz == 6  # the 2024-01-20 purchase is after the cut-off
     cands = pd.DataFrame({"user_index": [0, 0, 1], "item_index": [2, 3, 1]})
     features = pair_features(cands, snap, channel_columns=False)
@@ -129,7 +129,9 @@ def test_logistic_ranker_matches_sklearn_and_prior_correction():
     theirs = LogisticRegression(C=1.0, max_iter=1000).fit(scaled, y).predict_proba(scaled)[:, 1]
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
     sampled = Ranker("logistic", negative_rate=0.25, seed=3).fit(x, y)
-    raw = sampled.model_.predict_proba(x.to_numpy())[:, 1]
+    keep = sample_negatives(y, 0.25, seed=3)
+    raw = LogisticRegression(C=1.0, max_iter=1000).fit(StandardScaler().fit(x[keep]).transform(x[keep]), y[keep]
+                                                       ).predict_proba(StandardScaler().fit(x[keep]).transform(x))[:, 1]
     np.testing.assert_allclose(sampled.predict_proba(x), raw / (raw + (1 - raw) / 0.25))
     # the correction brings the mean prediction back near the true click rate
     assert abs(sampled.predict_proba(x).mean() - y.mean()) < abs(raw.mean() - y.mean())
@@ -167,3 +169,72 @@ def test_ctr_metrics_match_sklearn():
     assert metrics["auc"] == pytest.approx(roc_auc_score(y, p))
     assert metrics["log_loss"] == pytest.approx(log_loss(y, p))
     assert metrics["log_loss_constant"] == pytest.approx(np.log(2))
+
+
+def test_one_pair_feature_builder_reproduces_the_old_formulas():
+    """Hand-computed values of the old separate builders (ranker snapshot, features_for_pairs, CTR item
+    table, serving item features) on the tiny marketplace, against the one builder."""
+    from recsys_utils.features.pairs import build_feature_tables, features_for_pairs
+    from recsys_utils.features.pairs import pair_features as builder
+    from recsys_utils.models.ctr import CTRFeatures
+    from recsys_utils.pipeline.serving import item_serving_features
+
+    users, items, item_table, user_table, events = tiny_world()
+    at = pd.Timestamp("2024-01-10")
+    snap = snapshot(events, at, users, items, item_table, user_table)
+    u, i = np.array([0, 0, 0, 1, 2]), np.array([0, 1, 3, 2, 1])  # users 1,1,1,2,3 x items 10,11,13,12,11
+    x = builder(snap, u, i)
+    # popularity (distinct users before at) and its 7-day momentum: window [01-03, 01-10)
+    np.testing.assert_allclose(x["item_log_users"], np.log1p([2, 2, 0, 2, 2]))
+    np.testing.assert_allclose(x["item_log_users_7d"], np.log1p([1, 1, 0, 2, 1]))
+    weeks = 9 / 7
+    assert x.loc[3, "item_trend"] == pytest.approx(np.log1p(2) - np.log1p(2 / weeks))
+    # conversion with the old smoothing (purchases + 0.1) / (views + 5)
+    np.testing.assert_allclose(x["item_purchase_rate"], [0.1 / 7, 1.1 / 6, 0.1 / 5, 0.1 / 7, 1.1 / 6])
+    # crosses: one top category ("wear") -> share 1; user 1's favourite brand is b (purchase weight 5)
+    np.testing.assert_allclose(x["cross_top_affinity"], 1.0)
+    np.testing.assert_allclose(x["cross_fav_brand"], [0, 1, 0, 1, 1])
+    rel = {10: -0.5 * np.log(2), 11: 0.5 * np.log(2), 12: -0.5 * np.log(1.6), 13: 0.5 * np.log(1.6)}
+    price_index_1 = (rel[10] + 5 * rel[11] + rel[12]) / 7
+    assert x.loc[2, "cross_price_gap"] == pytest.approx(rel[13] - price_index_1)
+    np.testing.assert_allclose(x["cross_leaf_affinity"], [6 / 7, 6 / 7, 1 / 7, 0.5, 1.0])
+    np.testing.assert_allclose(x["user_log_items"], np.log1p([3, 3, 3, 2, 1]))
+    # the by-id view gives the same crosses as the index view
+    wide = features_for_pairs(pd.DataFrame({"user_id": users.to_ids(u), "item_id": items.to_ids(i)}),
+                              build_feature_tables(events, item_table, user_table, at=at))
+    np.testing.assert_allclose(wide["x_category_affinity"], x["cross_top_affinity"])
+    np.testing.assert_allclose(wide["x_fav_brand"], x["cross_fav_brand"])
+    np.testing.assert_allclose(wide["x_price_gap"], x["cross_price_gap"])
+    # the CTR model reads its item fields from the same tables: log(1 + events) and age at the history's end
+    ctr = CTRFeatures(n_bins=2).fit(events[events.timestamp < at], item_table, user_table)
+    np.testing.assert_allclose(ctr.item_table_.loc[[10, 11, 12, 13], "log_popularity"], np.log1p([2, 2, 2, 0]))
+    end = pd.Timestamp("2024-01-09") + pd.Timedelta(seconds=1)
+    age = (end - pd.Timestamp("2024-02-01")) / pd.Timedelta(days=1)
+    assert ctr.item_table_.loc[13, "age_days"] == pytest.approx(age)
+    # serving's item features: events of the last 7 days, freshness over 14 days
+    served = item_serving_features(events, item_table, items.ids, at)
+    np.testing.assert_allclose(served["recent_log_popularity"], np.log1p([1, 1, 2, 0]), rtol=1e-6)
+    np.testing.assert_allclose(served["freshness"], [0, 0, 1 - 5 / 14, 0], atol=1e-6)  # item 13 not launched
+
+
+def test_serving_features_equal_the_rankers_for_the_same_pairs_and_cut_off():
+    from recsys_utils.features.pairs import SERVING_COLUMNS, SERVING_ITEM_COLUMNS
+    from recsys_utils.features.pairs import pair_features as builder
+    from recsys_utils.pipeline.serving import Channel, ServingPipeline, item_serving_features
+
+    users, items, item_table, user_table, events = tiny_world()
+    at = pd.Timestamp("2024-01-10")
+    snap = snapshot(events, at, users, items, item_table, user_table)
+    popularity = Channel("popularity", "popularity", {"scores": np.array([4.0, 3.0, 2.0, 1.0], np.float32)})
+    pipeline = ServingPipeline([popularity], snap.interactions.matrix, snap.item_leaf, n_recall=4,
+                               item_features=item_serving_features(events, item_table, items.ids, at))
+    candidates, features, _ = pipeline.recall(np.arange(3))
+    rows, cols = np.nonzero(candidates >= 0)
+    assert len(rows) == 4 - 3 + 4 - 2 + 4 - 1  # every unseen item of each user
+    names = {**SERVING_COLUMNS, **{f"item:{k}": v for k, v in SERVING_ITEM_COLUMNS.items()}}
+    expected = builder(snap, rows, candidates[rows, cols], list(names.values()))
+    for position, name in enumerate(pipeline.feature_names):
+        if name in names:
+            np.testing.assert_allclose(features[rows, cols, position], expected[names[name]], rtol=1e-6,
+                                       err_msg=name)
+    assert set(names) <= set(pipeline.feature_names)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_utils.data.raw_sources import SKEW_HOURS, SKEW_SERVER, SOURCES, make_raw_sources
+from recsys_utils.data.raw_logs import SKEW_HOURS, SKEW_SERVER
+from recsys_utils.data.raw_sources import SOURCES, make_raw_sources
 from recsys_utils.data.world import WorldConfig, load_marketplace
 
 CONFIG = WorldConfig(n_users=600, n_items=300, n_weeks=4)

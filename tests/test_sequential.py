@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from recsys_utils.data.sequences import NextItemTask, Sequences
+from recsys_utils.models.base import Recommender
 from recsys_utils.models.sequential import (
     Caser,
     CaserNet,
@@ -241,6 +242,26 @@ def test_sasrec_attention_maps_of_a_fitted_model():
     assert maps.shape == (2, 2, 3, 3)
     np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
     assert model.attention_maps(validation.histories[0]).shape == (2, 2, 6, 6)  # the last max_len
+
+
+@pytest.mark.parametrize("name", ["markov", "gru4rec"])
+def test_sequential_models_speak_the_recommender_protocol(name):
+    """score(user_indices) scores the next item after each training row; recommend(user_ids) maps the
+    rows' keys and leaves out the items already in the history (the protocol's exclude_seen)."""
+    train, _, _ = second_order_task(n_sequences=60)
+    keyed = Sequences(train.items, train.keys + 1000, train.item_index)
+    model = MarkovChain() if name == "markov" else GRU4Rec(dim=8, epochs=1, max_len=12, seed=0)
+    assert isinstance(model, Recommender) and model.fit(keyed) is model
+    users = np.array([0, 5, 7])
+    np.testing.assert_allclose(model.score(users), model.score_next(keyed.items[users]))
+    frame = model.recommend([1005, 1007], k=3)
+    expected = model.recommend_next(keyed.items[[5, 7]], k=3, exclude_history=True)
+    assert frame.groupby("user_id")["item_id"].apply(list).to_dict() == {1005: list(expected[0]),
+                                                                        1007: list(expected[1])}
+    for user in (5, 7):
+        assert not set(frame.loc[frame.user_id == 1000 + user, "item_id"]) & set(keyed.items[user].tolist())
+    np.testing.assert_array_equal(model.recommend_indices(users, k=3), model.recommend_next(
+        keyed.items[users], k=3, exclude_history=True))
 
 
 # --------------------------------------------------------------------------------------------

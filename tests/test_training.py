@@ -16,6 +16,7 @@ from recsys_utils.core.device import resolve_device
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.torch_base import refit
 from recsys_utils.models.train.batches import ArrayBatches, InteractionBatches, UserBatches, sample_negatives
+from recsys_utils.models.train.callbacks import Callback, GradientTrace
 from recsys_utils.models.train.checkpoint import load_state, save_state
 from recsys_utils.models.train.history import History
 from recsys_utils.models.train.loop import fit_torch, make_scheduler
@@ -294,6 +295,165 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             resolve_device("cuda")
+
+
+# ------------------------------------------------------------------------- callbacks
+
+
+class Recorder(Callback):
+    """Writes down every hook call, the batch sizes and the epoch logs it sees."""
+
+    def __init__(self):
+        self.calls, self.rows, self.epoch_logs = [], [], []
+
+    def on_train_begin(self, state):
+        self.calls.append("train_begin")
+
+    def on_epoch_begin(self, state):
+        self.calls.append(f"epoch_begin {state.epoch}")
+
+    def on_after_backward(self, state):
+        assert all(p.grad is not None for p in state.model.parameters())
+        self.calls.append("after_backward")
+
+    def on_batch_end(self, state):
+        self.rows.append(len(state.batch[0]))
+        self.calls.append("batch_end")
+
+    def on_epoch_end(self, state):
+        self.epoch_logs.append(dict(state.epoch_logs))
+        self.calls.append(f"epoch_end {state.epoch}")
+
+    def on_train_end(self, state):
+        self.calls.append("train_end")
+
+
+def test_a_callback_sees_every_batch_in_order():
+    x, y = _logistic_problem(n=250)
+    model = nn.Linear(5, 1)
+    recorder = Recorder()
+    history = fit_torch(model, ArrayBatches(x, y, batch_size=100), _bce, torch.optim.SGD(model.parameters(), 0.1),
+                        epochs=2, progress=False, callbacks=[recorder])
+    assert recorder.rows == [100, 100, 50] * 2
+    per_epoch = ["after_backward", "batch_end"] * 3
+    assert recorder.calls == (["train_begin", "epoch_begin 1", *per_epoch, "epoch_end 1", "epoch_begin 2",
+                               *per_epoch, "epoch_end 2", "train_end"])
+    assert [logs["loss"] for logs in recorder.epoch_logs] == history.train_loss
+    with pytest.raises(TypeError, match="Callback"):
+        fit_torch(model, [(torch.ones(2, 5), torch.ones(2))], _bce, torch.optim.SGD(model.parameters(), 0.1),
+                  callbacks=[lambda state: None], progress=False)
+
+
+def test_early_stopping_callback_restores_the_best_weights_of_a_hand_made_model():
+    """w moves by +1 per epoch (a fixed gradient); the metric peaks at epoch 3: w must come back to 3."""
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    data = [(torch.ones(1, 1),)]
+    metric = iter([0.1, 0.5, 0.9, 0.2, 0.3, 0.95])
+    seen = []
+
+    def validate():
+        seen.append(model.weight.item())
+        return next(metric)
+
+    history = fit_torch(model, data, lambda m, b: -m(b[0]).sum(), torch.optim.SGD(model.parameters(), lr=1.0),
+                        epochs=6, validate=validate, patience=2, progress=False)
+    assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert model.weight.item() == pytest.approx(3.0) and history.best_epoch == 3
+    assert history.epoch == [1, 2, 3, 4, 5] and history.stopped_early  # epoch 6 never ran
+
+
+def test_a_callback_can_stop_mid_epoch():
+    class StopAfter(Callback):
+        def on_batch_end(self, state):
+            state.stop = state.global_step >= 4
+
+    x, y = _logistic_problem()
+    model = nn.Linear(5, 1)
+    recorder = Recorder()
+    history = fit_torch(model, ArrayBatches(x, y, batch_size=100), _bce, torch.optim.SGD(model.parameters(), 0.1),
+                        epochs=3, progress=False, callbacks=[StopAfter(), recorder])
+    assert recorder.rows == [100] * 4 and history.epoch == [1] and history.stopped_early
+
+
+def test_step_fn_trains_with_its_own_optimisers():
+    """A step with two optimisers (as a GAN has); the loop keeps epochs, device, history and logs."""
+    x, y = _logistic_problem()
+    model = nn.ModuleDict({"a": nn.Linear(5, 1), "b": nn.Linear(5, 1)})
+    opt_a = torch.optim.Adam(model["a"].parameters(), 0.05)
+    opt_b = torch.optim.Adam(model["b"].parameters(), 0.05)
+
+    def step(m, batch):
+        out = {}
+        for name, opt in (("a", opt_a), ("b", opt_b)):
+            loss = nn.functional.binary_cross_entropy_with_logits(m[name](batch[0]).squeeze(-1), batch[1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out[f"loss_{name}"] = loss.detach()
+        return {"loss": out["loss_a"], "other": float(out["loss_b"]), "rows": len(batch[0])}
+
+    history = fit_torch(model, ArrayBatches(x, y, batch_size=64), epochs=5, step_fn=step, progress=True,
+                        optimizer=opt_a)
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert history.logs["other"][-1] < 0.5 * history.logs["other"][0]
+    assert history.logs["rows"] == [pytest.approx(64 * 64 * 9 / 600 + 24 * 24 / 600)] * 5  # row-weighted means
+    assert history.lr == [0.05] * 5 and list(history.to_frame().columns)[-2:] == ["other", "rows"]
+    with pytest.raises(ValueError, match="step_fn"):
+        fit_torch(model, [], epochs=1)
+    with pytest.raises(ValueError, match="not both"):
+        fit_torch(model, [], _bce, opt_a, epochs=1, step_fn=step)
+
+
+def test_gradient_trace_equals_autograd_norms():
+    """GradientTrace (before clipping) against norms summed by hand from torch.autograd.grad, with a
+    hand-written SGD that clips the same way."""
+    x, y = _logistic_problem(n=200)
+    batches = ArrayBatches(x, y, batch_size=50, seed=1)
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    twin = nn.Linear(5, 1)
+    twin.load_state_dict(model.state_dict())
+    trace = GradientTrace(max_steps=6, extra=lambda m: {"weight_norm": m.weight.norm()})
+    fit_torch(model, batches, _bce, torch.optim.SGD(model.parameters(), lr=1.0), epochs=3, clip_norm=0.2,
+              progress=False, callbacks=[trace])
+    norms = []
+    for batch in [b for epoch in (1, 2) for b in batches(epoch)][:6]:
+        grads = torch.autograd.grad(_bce(twin, batch), list(twin.parameters()))
+        norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+        norms.append(norm)
+        with torch.no_grad():
+            for p, g in zip(twin.parameters(), grads, strict=True):
+                p -= g * min(1.0, 0.2 / (norm + 1e-6))
+    assert [row["step"] for row in trace.rows] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([row["grad_norm"] for row in trace.rows], norms, rtol=1e-5)
+    assert max(norms) > 0.2  # the clipping mattered
+    # the sixth step was not taken (the trace stops before it), the first five were
+    assert not torch.allclose(model.weight, twin.weight)
+
+
+def test_checkpoint_files_load_with_weights_only(tmp_path):
+    x, y = _logistic_problem()
+    model = nn.Linear(5, 1)
+    values = iter([0.2, 0.6, 0.4])
+    fit_torch(model, ArrayBatches(x, y), _bce, torch.optim.SGD(model.parameters(), 0.5), epochs=3,
+              validate=lambda: next(values), patience=None, checkpoint_dir=tmp_path, progress=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert set(best) == {"weight", "bias"} and all(isinstance(v, torch.Tensor) for v in best.values())
+    torch.testing.assert_close(model.state_dict(), best)  # best (epoch 2) restored from the file
+    assert not torch.equal(best["weight"], last["weight"])
+
+
+def test_explicit_mf_validation_is_labelled_rmse():
+    from recsys_utils.models.mf import ExplicitMF
+
+    train, validation = _interactions(_matrix(seed=1)), _interactions(_matrix(seed=2))
+    model = ExplicitMF(epochs=4, batch_size=64, lr=0.02, patience=None, device="cpu").fit(train, validation)
+    h = model.history_
+    assert h.metric_name == "rmse" and h.mode == "min"
+    assert h.best_metric == min(h.val_metric) and all(v > 0 for v in h.val_metric)
+    assert model.rmse(validation) == pytest.approx(h.best_metric, rel=1e-6)
 
 
 # ------------------------------------------------------------------------- checkpoints

@@ -1,6 +1,6 @@
 """Benchmark command: run the course's models on a dataset under a published protocol.
 
-    python -m recsys_utils.cli.bench --dataset movielens-100k --data-dir ../shared/data/ml-100k \\
+    recsys-bench --dataset movielens-100k --data-dir ../shared/data/ml-100k \
         --protocol random-75-25 --models popularity,itemknn,als,bpr,ease,mf,neumf,multvae --out ml100k.json
 
 prints a table and writes one JSON object ``{model: {metric: value, "fit_seconds": s}}``.
@@ -59,26 +59,24 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.core.metrics import sampled_ranking_metrics
+from recsys_utils.cli.bench_data import DATASETS, BenchData, BenchInputError, load_bench_data
+from recsys_utils.core.io import atomic_write
 from recsys_utils.core.seed import seed_everything
-from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import ITEM, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.data.splits import leave_last_out, stratified_split
 from recsys_utils.evaluation.protocol import evaluate
+from recsys_utils.evaluation.sampled import SampledProtocol, evaluate_sampled, sampled_protocol
 from recsys_utils.models import registry
 from recsys_utils.models.base import Recommender
 
 PROTOCOLS = ("random-75-25", "leave-last-out-full", "leave-last-out-sampled")
-DATASETS = ("movielens-100k", "movielens-1m", "online-retail", "marketplace", "ncf")
+
+
 K = 10
+
+
 N_NEGATIVES = 99
-
-
-class BenchInputError(ValueError):
-    """Bad benchmark input; the message names the file and line (or the option) at fault."""
-
-
-# ============================================================================ models
 
 
 @dataclass(frozen=True)
@@ -105,10 +103,10 @@ MODELS: dict[str, ModelSpec] = {
     "itemknn": ModelSpec("itemknn", {"k": 200, "shrink": 10.0},
                          "item-based kNN, cosine with shrinkage (Sarwar et al. 2001)"),
     "als": ModelSpec("als",
-                     {"factors": 64, "regularization": 30.0, "alpha": 5.0, "iterations": 15},
+                     {"dim": 64, "l2": 30.0, "alpha": 5.0, "epochs": 15},
                      "implicit ALS with confidence weights (Hu et al. 2008), CG solver"),
     "bpr": ModelSpec("bpr",
-                     {"factors": 200, "learning_rate": 0.01, "regularization": 1e-2, "epochs": 100, "batch_size": 1024},
+                     {"dim": 200, "lr": 0.01, "l2": 1e-2, "epochs": 100, "batch_size": 1024},
                      "BPR-MF, SGD on sampled triples (Rendle et al. 2009)"),
     "ease": ModelSpec("ease", {"l2": 500.0}, "EASE (Steck 2019)"),
     "mf": ModelSpec("mf", {"dim": 64, "epochs": 20, "lr": 5e-3},
@@ -120,140 +118,14 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-# ============================================================================ data
-
-
-@dataclass
-class BenchData:
-    """Interactions of a benchmark dataset, or a given train/test split with negatives (ncf)."""
-
-    name: str
-    frame: pd.DataFrame | None = None
-    train: pd.DataFrame | None = None
-    test: pd.DataFrame | None = None
-    negatives: np.ndarray | None = None  # (n_test_rows, n_negatives) raw item ids, ncf only
-
-
-def _parse_int_fields(path: Path, min_fields: int) -> list[list[str]]:
-    lines = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BenchInputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BenchInputError(f"{path}: cannot read ({error})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.rstrip("\n").split("\t")
-        if len(fields) < min_fields:
-            raise BenchInputError(f"{path}:{number}: expected at least {min_fields} tab-separated fields, "
-                                  f"got {len(fields)}: {line[:80]!r}")
-        lines.append((number, fields))
-    if not lines:
-        raise BenchInputError(f"{path}: empty file")
-    return lines
-
-
-def _ratings_file(path: Path) -> pd.DataFrame:
-    rows = _parse_int_fields(path, 2)
-    users, items, times = [], [], []
-    for number, fields in rows:
-        try:
-            users.append(int(fields[0]))
-            items.append(int(fields[1]))
-            times.append(int(fields[3]) if len(fields) > 3 else 0)
-        except ValueError:
-            raise BenchInputError(f"{path}:{number}: user, item and timestamp must be integers: "
-                                  f"{chr(9).join(fields)[:80]!r}") from None
-        if users[-1] < 0 or items[-1] < 0:
-            raise BenchInputError(f"{path}:{number}: negative id")
-    return pd.DataFrame({USER: users, ITEM: items, TIMESTAMP: pd.to_datetime(times, unit="s")})
-
-
-def read_ncf(folder: str | Path, name: str) -> BenchData:
-    """The NCF benchmark files (He et al. 2017), validated line by line."""
-    folder = Path(folder)
-    train = _ratings_file(folder / f"{name}.train.rating")
-    test = _ratings_file(folder / f"{name}.test.rating")
-    negative_path = folder / f"{name}.test.negative"
-    rows = _parse_int_fields(negative_path, 2)
-    n_users, n_items = int(train[USER].max()) + 1, int(train[ITEM].max()) + 1
-    for path, frame in ((folder / f"{name}.test.rating", test),):
-        bad = (frame[USER] >= n_users) | (frame[ITEM] >= n_items)
-        if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise BenchInputError(f"{path}:{line}: user or item id out of the training range "
-                                  f"(users < {n_users}, items < {n_items})")
-    if len(rows) != len(test):
-        raise BenchInputError(f"{negative_path}: {len(rows)} lines but {len(test)} test ratings")
-    width = len(rows[0][1]) - 1
-    negatives = np.empty((len(rows), width), dtype=np.int64)
-    seen = Interactions.from_frame(train, IdIndex(np.arange(n_users)), IdIndex(np.arange(n_items)),
-                                   weight=None, binary=True).matrix
-    for position, (number, fields) in enumerate(rows):
-        head = fields[0].strip("()").split(",")
-        try:
-            user, item = int(head[0]), int(head[1])
-            values = [int(v) for v in fields[1:]]
-        except (ValueError, IndexError):
-            raise BenchInputError(f"{negative_path}:{number}: expected '(user,item)' then integer item ids") from None
-        if len(values) != width:
-            raise BenchInputError(f"{negative_path}:{number}: {len(values)} negatives, the first line has {width}")
-        if (user, item) != (test[USER].iat[position], test[ITEM].iat[position]):
-            raise BenchInputError(f"{negative_path}:{number}: ({user},{item}) does not match line {position + 1} "
-                                  f"of {name}.test.rating")
-        negatives[position] = values
-    out_of_range = (negatives < 0) | (negatives >= n_items)
-    if out_of_range.any():
-        row = int(np.flatnonzero(out_of_range.any(axis=1))[0])
-        raise BenchInputError(f"{negative_path}:{rows[row][0]}: negative item id out of range (items < {n_items})")
-    users = test[USER].to_numpy()
-    in_train = np.asarray(seen[np.repeat(users, width), negatives.ravel()]).reshape(negatives.shape) > 0
-    is_positive = negatives == test[ITEM].to_numpy()[:, None]
-    if (in_train | is_positive).any():
-        row = int(np.flatnonzero((in_train | is_positive).any(axis=1))[0])
-        raise BenchInputError(f"{negative_path}:{rows[row][0]}: a negative is one of the user's own items")
-    return BenchData(name=f"ncf/{name}", train=train, test=test, negatives=negatives)
-
-
-def load_bench_data(dataset: str, data_dir: str | Path | None = None, name: str | None = None,
-                    seed: int = 42) -> BenchData:
-    """The interactions of ``dataset`` in the course vocabulary (see the module docstring)."""
-    if dataset not in DATASETS:
-        raise BenchInputError(f"--dataset: unknown {dataset!r}; choose one of {', '.join(DATASETS)}")
-    if dataset == "ncf":
-        if not name or data_dir is None:
-            raise BenchInputError("--dataset ncf needs --data-dir DIR and --name NAME (e.g. ml-1m)")
-        return read_ncf(data_dir, name)
-    from recsys_utils.data.datasets import load_dataset
-
-    kwargs: dict = {}
-    if dataset != "marketplace":
-        if data_dir is None:
-            raise BenchInputError(f"--dataset {dataset} needs --data-dir (the unpacked folder or a cache folder)")
-        folder = Path(data_dir)
-        if not folder.exists():
-            raise BenchInputError(f"--data-dir {folder}: no such folder")
-        marker = {"movielens-100k": "u.data", "movielens-1m": "ratings.dat"}.get(dataset)
-        kwargs = {"path": folder} if marker and (folder / marker).is_file() else {"data_dir": folder}
-    data = load_dataset(dataset, seed=seed, **kwargs)
-    frame = data.interactions[[USER, ITEM, TIMESTAMP]].reset_index(drop=True)
-    return BenchData(name=dataset, frame=frame)
-
-
-# ============================================================================ protocols
-
-
 @dataclass
 class Prepared:
-    """Train and test matrices on one index, plus sampled negatives for the sampled protocol."""
+    """Train and test matrices on one index, plus the sampled protocol's candidates when it is used."""
 
     train: Interactions
     test: Interactions
-    negatives: np.ndarray | None = None  # (n_test_users, N) item indices
-    test_users: np.ndarray | None = None
-    test_items: np.ndarray | None = None
+    sampled: SampledProtocol | None = None
+    sampling: str = ""  # how the negatives were chosen, written into the JSON
 
 
 def split_frames(data: BenchData, protocol: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -270,25 +142,6 @@ def split_frames(data: BenchData, protocol: str, seed: int) -> tuple[pd.DataFram
     return split.train, split.test
 
 
-def _sample_negatives(seen: sp.csr_matrix, users: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` distinct items per user, uniformly among those the user never interacted with.
-
-    Vectorised over blocks of users: random priorities for every item, seen items pushed to the
-    end, the ``n`` smallest kept (a uniform sample without replacement).
-    """
-    n_items = seen.shape[1]
-    if (n_items - np.diff(seen.indptr)[users] < n).any():
-        raise BenchInputError(f"a user has fewer than {n} items they never interacted with")
-    out = np.empty((len(users), n), dtype=np.int64)
-    block = max(1, 20_000_000 // max(n_items, 1))
-    for start in range(0, len(users), block):
-        rows = users[start:start + block]
-        priority = rng.random((len(rows), n_items))
-        priority[seen[rows].toarray() > 0] = np.inf
-        out[start:start + len(rows)] = np.argpartition(priority, n - 1, axis=1)[:, :n]
-    return out
-
-
 def prepare(data: BenchData, protocol: str, seed: int = 42) -> Prepared:
     """Split ``data`` under ``protocol`` and build the matrices (and negatives) the models see."""
     if protocol not in PROTOCOLS:
@@ -303,26 +156,32 @@ def prepare(data: BenchData, protocol: str, seed: int = 42) -> Prepared:
     test = Interactions.from_frame(test_frame, users, items, weight=None, binary=True)
     if protocol != "leave-last-out-sampled":
         return Prepared(train, test)
-    test_users = users.to_index(test_frame[USER].to_numpy())
-    test_items = items.to_index(test_frame[ITEM].to_numpy())
-    if data.negatives is not None:
-        negatives = items.to_index(data.negatives.ravel()).reshape(data.negatives.shape)
-    else:
-        seen = (train.binary() + test.binary()).tocsr()
-        negatives = _sample_negatives(seen, test_users, N_NEGATIVES, np.random.default_rng(seed))
-    return Prepared(train, test, negatives, test_users, test_items)
+    if data.negatives is None:
+        protocol_rows = sampled_protocol(train, test, n_negatives=N_NEGATIVES, users="all", exclude_seen=False,
+                                         seed=seed)
+        return Prepared(train, test, protocol_rows, f"{N_NEGATIVES} items drawn uniformly among those the user "
+                                                    "never interacted with (evaluation.sampled)")
+    return Prepared(train, test, _given_negatives(data, train, test, users, items), "given by the NCF file")
 
 
-def _sampled_scores(model: Recommender, prepared: Prepared, batch_size: int = 1024) -> dict[str, float]:
-    pos, neg = [], []
-    for start in range(0, len(prepared.test_users), batch_size):
-        users = prepared.test_users[start:start + batch_size]
-        scores = np.asarray(model.score(users), dtype=np.float64)
-        rows = np.arange(len(users))
-        pos.append(scores[rows, prepared.test_items[start:start + batch_size]])
-        neg.append(np.take_along_axis(scores, prepared.negatives[start:start + batch_size], axis=1))
-    result = sampled_ranking_metrics(np.concatenate(pos), np.concatenate(neg), K)
-    return {f"hr@{K}": result[f"sampled_hr@{K}"], f"ndcg@{K}": result[f"sampled_ndcg@{K}"], "users": result["users"]}
+def _given_negatives(data: BenchData, train: Interactions, test: Interactions, users: IdIndex,
+                     items: IdIndex) -> SampledProtocol:
+    """The NCF file's negatives as a :class:`SampledProtocol` (``-1`` marks a collapsed duplicate)."""
+    given = data.negatives
+    negatives = np.where(given >= 0, items.to_index(np.where(given >= 0, given, given.max()).ravel())
+                         .reshape(given.shape), -1)
+    blocked = sp.csr_matrix(((train.binary() + test.binary()) > 0).astype(np.float32))
+    return SampledProtocol(users.to_index(data.test[USER].to_numpy()), items.to_index(data.test[ITEM].to_numpy()),
+                           negatives.astype(np.int64), blocked, train.n_items, seed=-1)
+
+
+def _sampled_scores(model: Recommender, prepared: Prepared) -> dict[str, float]:
+    result = evaluate_sampled(model, prepared.sampled, K).summary
+    negatives = prepared.sampled.negatives
+    candidates = 1 + (negatives >= 0).sum(axis=1)
+    return {f"hr@{K}": result[f"sampled_hr@{K}"], f"ndcg@{K}": result[f"sampled_ndcg@{K}"],
+            "users": int(result["rows"]), "candidates_mean": float(candidates.mean()),
+            "candidates_min": int(candidates.min()), "negative_sampling": prepared.sampling}
 
 
 def score_model(model: Recommender, prepared: Prepared, protocol: str) -> dict[str, float]:
@@ -371,16 +230,14 @@ def run_benchmark(data: BenchData, protocol: str, models: list[str], seed: int =
         if also:
             results[name]["also"] = {other: score_model(model, prepared, other) for other in also}
         if log:
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in results[name].items() if k not in ("users", "also"))
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in results[name].items()
+                              if isinstance(v, float) and k not in ("candidates_mean",))
             log(f"  {name:<11} {shown}")
     return results
 
 
-# ============================================================================ CLI
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recsys_utils.cli.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="recsys-bench", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help=", ".join(DATASETS))
     parser.add_argument("--data-dir", help="the unpacked archive, a cache folder, or the folder of the ncf files")
     parser.add_argument("--name", help="file prefix for --dataset ncf (e.g. ml-1m)")
@@ -392,12 +249,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args: argparse.Namespace) -> list[str]:
+    """Validate the options before any work; returns the model names."""
+    if args.seed < 0:
+        raise BenchInputError(f"--seed must be a non-negative integer, got {args.seed}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise BenchInputError(f"--models {args.models!r} names no model; choose from {', '.join(MODELS)}")
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise BenchInputError(f"--out {out} is a folder; give a file name such as {out / 'bench.json'}")
+        if out.parent.exists() and not out.parent.is_dir():
+            raise BenchInputError(f"--out {out}: {out.parent} is not a folder")
+    return models
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
+        models = _check_args(args)
         data = load_bench_data(args.dataset, args.data_dir, args.name, args.seed)
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        results = run_benchmark(data, args.protocol, models, args.seed, log=lambda s: print(s, file=sys.stderr))
+        log(f"bench: data from {data.source or data.name}")
+        for key, value in data.notes.items():
+            log(f"bench: {key.replace('_', ' ')}: {value}")
+        results = run_benchmark(data, args.protocol, models, args.seed, log=log)
     except (BenchInputError, FileNotFoundError, KeyError) as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 2
@@ -407,11 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(text + "\n")
-        tmp.replace(out)
+        with atomic_write(args.out, "w") as handle:
+            handle.write(text + "\n")
     return 0
 
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsys_utils.data import loaders  # noqa: F401  (the real-data loaders register on import)
+from recsys_utils.data import movielens, online_retail  # noqa: F401  (the real-data loaders register on import)
 from recsys_utils.data.registry import DATASETS, Dataset, register_dataset
 from recsys_utils.data.world import WorldConfig, load_marketplace
 
 
 def load_dataset(
-    name: str = "marketplace", seed: int = 42, data_dir: str | Path = "data", **kwargs
+    name: str = "marketplace", seed: int = 42, data_dir: str | Path | None = None, **kwargs
 ) -> Dataset:
-    """Load a dataset by name (see :data:`DATASETS`)."""
+    """Load a dataset by name (see :data:`DATASETS`).
+
+    ``data_dir=None`` is the project's ``data/`` cache, where the real-data loaders also look for a
+    local copy (``../shared/data``); a folder given explicitly is the only one they look in
+    (:func:`recsys_utils.data.source_files.searches_local_copies`).
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; choose one of {sorted(DATASETS)}")
-    return DATASETS[name](seed=seed, data_dir=Path(data_dir), **kwargs)
+    return DATASETS[name](seed=seed, data_dir=None if data_dir is None else Path(data_dir), **kwargs)
 
 
 def dataset_names() -> list[str]:

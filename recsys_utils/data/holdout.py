@@ -43,5 +43,9 @@ def evaluation_users(
             excluded["warm_users"] = int((has_relevant & has_history).sum())
         return np.flatnonzero(chosen), excluded
     given = np.asarray(users, dtype=np.int64)
+    outside = (given < 0) | (given >= relevant.shape[0])
+    if outside.any():
+        raise ValueError(f"users: index {int(given[outside][0])} is outside the {relevant.shape[0]} users of the "
+                         "matrix (give user indices 0..n_users-1, or 'warm', 'all', 'cold')")
     keep = has_relevant[given]
     return given[keep], {"no_relevant_items": int((~keep).sum())}

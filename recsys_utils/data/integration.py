@@ -5,7 +5,7 @@ log favourites, add-to-cart and purchases as datetimes. :func:`merge_logs` bring
 the course vocabulary and one time order; :func:`sessionise` splits each user's stream into
 sessions at gaps of inactivity (30 minutes, the convention of web analytics); :func:`attach_items`
 and :func:`attach_members` join item details by item id and member data by user id;
-:func:`integrate` does all of it on a :class:`~recsys_utils.data.cleaning.CleaningResult`.
+:func:`integrate` does all of it on a :class:`~recsys_utils.data.cleaning_audit.CleaningResult`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd
 
 from recsys_utils.core.vocabulary import CATEGORY, EVENT, ITEM, PRICE, SESSION, TIMESTAMP, USER, VIEW
 
+#: the origin of epoch timestamps (the click log writes milliseconds since it)
 EPOCH = pd.Timestamp("1970-01-01")
 #: the web-analytics convention: a session ends after 30 minutes without events
 SESSION_GAP = pd.Timedelta(minutes=30)
@@ -151,4 +152,5 @@ def integrate(result, gap: pd.Timedelta = SESSION_GAP) -> pd.DataFrame:
     return attach_members(attach_items(events, result["catalogue"]), result["members"])
 
 
-__all__ = ["merge_logs", "sessionise", "session_table", "attach_items", "attach_members", "integrate"]
+__all__ = ["EPOCH", "SESSION_GAP", "attach_items", "attach_members", "integrate", "merge_logs", "session_table",
+           "sessionise"]

@@ -1,8 +1,8 @@
 """The dataset registry: the :class:`Dataset` shape every loader returns, and ``register_dataset``.
 
 Loaders (the marketplace in :mod:`recsys_utils.data.datasets`, the real datasets in
-:mod:`recsys_utils.data.loaders`) register themselves here; :func:`recsys_utils.data.datasets.load_dataset`
-imports them all and looks the name up."""
+:mod:`recsys_utils.data.movielens` and :mod:`recsys_utils.data.online_retail`) register themselves
+here; :func:`recsys_utils.data.datasets.load_dataset` imports them all and looks the name up."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ non-positive prices or quantities (stock adjustments); and some lines are exact 
 ``duplicate``; it fixes stray whitespace in descriptions and lower-case stock codes
 (``inconsistent``). The audit balances exactly (asserted). :func:`retail_facts` counts each
 condition on the raw table independently of the rule order. Turning the cleaned lines into the
-course's interactions table is the loader's job (:func:`recsys_utils.data.loaders.online_retail_dataset`,
+course's interactions table is the loader's job (:func:`recsys_utils.data.online_retail.online_retail_dataset`,
 which calls :func:`clean_online_retail`).
 """
 
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys_utils.data.cleaning import (
+from recsys_utils.data.cleaning_audit import (
     AuditTrail,
     CleaningResult,
-    _check_not_all_dropped,
     audit_table,
-    exact_duplicates,
+    check_not_all_dropped,
     validate_table,
 )
+from recsys_utils.data.cleaning_rules import exact_duplicates
 
 SOURCE = "online_retail"
 RETAIL_SCHEMA = {"InvoiceNo": "string", "StockCode": "string", "Description": "string",
@@ -83,7 +83,7 @@ def clean_online_retail(raw: pd.DataFrame, allow_empty: bool = False) -> RetailC
 
     Bad input raises: not a DataFrame, missing columns, wrong dtypes (``InvoiceDate`` must be a
     datetime, ``Quantity`` an integer ...), an empty table; if every row is dropped a
-    :class:`~recsys_utils.data.cleaning.CleaningError` says why (unless ``allow_empty``).
+    :class:`~recsys_utils.data.cleaning_audit.CleaningError` says why (unless ``allow_empty``).
     """
     validate_table(raw, RETAIL_SCHEMA, SOURCE)
     trail = AuditTrail(SOURCE, raw.index)
@@ -108,7 +108,7 @@ def clean_online_retail(raw: pd.DataFrame, allow_empty: bool = False) -> RetailC
 
     audit = audit_table([trail])
     if not allow_empty:
-        _check_not_all_dropped([trail], audit)
+        check_not_all_dropped([trail], audit)
     kept = out.loc[trail.kept].reset_index(drop=True)
     if len(kept):
         kept["CustomerID"] = kept["CustomerID"].astype(np.int64)

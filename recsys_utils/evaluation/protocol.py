@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recsys_utils.core.metrics import (
+from recsys_utils.core.beyond_accuracy import (
     average_popularity,
     catalog_coverage,
     gini_index,
     intra_list_diversity,
     novelty,
-    ranking_metrics,
 )
+from recsys_utils.core.metrics import ranking_metrics
 from recsys_utils.data.holdout import evaluation_users, relevant_matrix
 from recsys_utils.data.interactions import Interactions
 
@@ -65,6 +65,8 @@ def evaluate(
     popularity), ``diversity@k`` when ``item_features`` are given, and ``score_seconds``.
     """
     ks = (k,) if np.isscalar(k) else tuple(k)
+    if not ks or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1 for c in ks):
+        raise ValueError(f"evaluate: k must be an integer >= 1 (or a tuple of them), got {k!r}")
     k_max = max(ks)
     relevant = relevant_matrix(train, test, exclude_seen)
     user_idx, excluded = evaluation_users(train, relevant, users)

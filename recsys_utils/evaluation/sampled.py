@@ -38,7 +38,8 @@ _BATCH_CELLS = 1 << 22
 class SampledProtocol:
     """Fixed evaluation candidates: row ``r`` ranks ``positives[r]`` against ``negatives[r]``.
 
-    ``user_indices[r]`` is the row's user (a user appears once per positive); ``blocked`` holds,
+    ``user_indices[r]`` is the row's user (a user appears once per positive); ``negatives[r]`` may
+    hold ``-1`` for a dropped candidate (a row then ranks against fewer negatives); ``blocked`` holds,
     per user of the index, the items that are neither candidates nor negatives (training items
     and the user's other held-out items), used for the full-catalogue rank of the same positive.
     """
@@ -181,6 +182,7 @@ def evaluate_sampled(model, protocol: SampledProtocol, k: int | tuple[int, ...] 
         masked[np.repeat(np.arange(stop - start), np.diff(sub.indptr)), sub.indices] = -np.inf
         full_rank[rows] = (masked[local] >= pos[:, None]).sum(axis=1)
     seconds = time.perf_counter() - started
+    neg_scores[protocol.negatives < 0] = -np.inf  # a dropped negative (-1) never outranks the positive
     sampled_rank = (neg_scores >= pos_scores[:, None]).sum(axis=1)
     summary: dict[str, float] = {}
     for cut in ks:

@@ -13,14 +13,24 @@ import numpy as np
 import pandas as pd
 
 from recsys_utils.core.vocabulary import ITEM, SESSION, TIMESTAMP, USER
-from recsys_utils.features.profile import DAYPARTS
+from recsys_utils.data.integration import SESSION_GAP
 
-SESSION_GAP = pd.Timedelta(minutes=30)
+#: (name, first hour, last hour + 1) of the dayparts: the package's one definition of a daypart
+DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 18), ("evening", 18, 24))
 
 
-def daypart(hour: pd.Series) -> pd.Categorical:
-    """Night (0-6), morning (6-12), afternoon (12-18), evening (18-24) of an hour-of-day series."""
-    return pd.cut(hour, [p[1] for p in DAYPARTS] + [24], labels=[p[0] for p in DAYPARTS], right=False)
+def daypart_codes(hours) -> np.ndarray:
+    """Daypart number of each hour of day (0 night [0, 6), 1 morning, 2 afternoon, 3 evening); -1 where
+    the hour is missing or outside [0, 24). Hours may be fractional (14.5 = 14:30)."""
+    hours = np.asarray(hours, dtype=np.float64)
+    starts = np.array([start for _, start, _ in DAYPARTS[1:]], dtype=np.float64)
+    codes = np.searchsorted(starts, hours, side="right").astype(np.int64)
+    return np.where(np.isfinite(hours) & (hours >= 0) & (hours < DAYPARTS[-1][2]), codes, -1)
+
+
+def daypart(hour) -> pd.Categorical:
+    """Night (0-6), morning (6-12), afternoon (12-18), evening (18-24) of an hour-of-day series (NaN if missing)."""
+    return pd.Categorical.from_codes(daypart_codes(hour), categories=[name for name, _, _ in DAYPARTS])
 
 
 def in_promotion(interactions: pd.DataFrame, promotions: pd.DataFrame) -> np.ndarray:

@@ -32,32 +32,43 @@ def _check_items(items: pd.DataFrame, where: str) -> None:
         raise ValueError(f"{where}: item_id {dup} appears more than once in the item table")
 
 
-def price_bands(items: pd.DataFrame, n_bands: int = 5, within: str | None = CATEGORY) -> pd.Series:
+def price_bands(items: pd.DataFrame, n_bands: int = 5, within: str | None = CATEGORY,
+                closed: str = "right") -> pd.Series:
     """Price band 0 (cheapest) .. ``n_bands - 1`` of each item, by price quantile within its ``within`` group.
 
     Quantiles inside a category make a 30-yuan lipstick and a 3,000-yuan phone comparable: each is
-    "cheap" or "dear" for what it is. Items without a price get band ``-1``. Indexed by ``item_id``.
+    "cheap" or "dear" for what it is. Band ``b`` holds percentile ranks in ``(b/n, (b+1)/n]``
+    (``closed="right"``) or ``[b/n, (b+1)/n)`` (``closed="left"``; they differ only on the edges).
+    Items without a price get band ``-1``. Indexed by ``item_id``.
     """
     _check_items(items, "price_bands")
     if PRICE not in items.columns:
         raise KeyError("price_bands: the item table has no 'price' column")
     if n_bands < 2:
         raise ValueError(f"price_bands: n_bands must be at least 2, got {n_bands}")
+    if closed not in ("right", "left"):
+        raise ValueError(f"price_bands: closed must be 'right' or 'left', got {closed!r}")
     price = pd.to_numeric(items[PRICE], errors="coerce")
     group = items[within] if within is not None and within in items.columns else pd.Series(0, index=items.index)
     pct = price.groupby(group.to_numpy()).rank(pct=True, method="average")
-    band = np.floor(pct.to_numpy() * n_bands - 1e-9).clip(0, n_bands - 1)
+    band = np.floor(pct.to_numpy() * n_bands - (1e-9 if closed == "right" else 0.0)).clip(0, n_bands - 1)
     band = np.where(price.notna().to_numpy(), band, -1).astype(np.int64)
     return pd.Series(band, index=items[ITEM].to_numpy(), name="price_band")
 
 
-def title_tfidf(items: pd.DataFrame, max_features: int = 2000, min_df: int = 2,
-                ngram_range: tuple[int, int] = (1, 1)):
+#: tokens of two or more letters (digits and year suffixes dropped)
+LETTER_TOKENS = r"(?u)\b[^\W\d_]{2,}\b"
+#: scikit-learn's default tokens: two or more word characters, digits included
+WORD_TOKENS = r"(?u)\b\w\w+\b"
+
+
+def title_tfidf(items: pd.DataFrame, max_features: int | None = 2000, min_df: int = 2,
+                ngram_range: tuple[int, int] = (1, 1), token_pattern: str = LETTER_TOKENS, dtype=np.float32):
     """TF-IDF of item titles: ``(matrix (n_items, n_terms) CSR, vectorizer)``; rows in ``items`` order.
 
-    Digits and year suffixes are dropped (tokens of letters only), terms in fewer than ``min_df``
-    titles are ignored. The fitted ``sklearn`` vectorizer gives the vocabulary
-    (``get_feature_names_out()``) and transforms new titles.
+    Tokens follow ``token_pattern`` (default letters only: digits and year suffixes are dropped),
+    terms in fewer than ``min_df`` titles are ignored, ``max_features=None`` keeps every term. The
+    fitted ``sklearn`` vectorizer gives the vocabulary (``get_feature_names_out()``) and transforms new titles.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -67,9 +78,9 @@ def title_tfidf(items: pd.DataFrame, max_features: int = 2000, min_df: int = 2,
     titles = items[TITLE].fillna("").astype(str)
     min_df = min(min_df, max(1, len(items)))
     vectorizer = TfidfVectorizer(max_features=max_features, min_df=min_df, ngram_range=ngram_range,
-                                 token_pattern=r"(?u)\b[^\W\d_]{2,}\b", sublinear_tf=True)
+                                 token_pattern=token_pattern, sublinear_tf=True)
     matrix = vectorizer.fit_transform(titles.to_numpy())
-    return sp.csr_matrix(matrix, dtype=np.float32), vectorizer
+    return sp.csr_matrix(matrix, dtype=dtype), vectorizer
 
 
 def _one_hot(values: pd.Series, prefix: str) -> tuple[sp.csr_matrix, list[str]]:
@@ -84,37 +95,51 @@ def _one_hot(values: pd.Series, prefix: str) -> tuple[sp.csr_matrix, list[str]]:
     return matrix, [f"{prefix}{u}" for u in uniques]
 
 
-def attribute_matrix(items: pd.DataFrame, weights: dict[str, float] | None = None,
-                     max_features: int = 2000) -> tuple[sp.csr_matrix, list[str]]:
-    """Items x attributes (rows L2-normalised): title TF-IDF, category/genres, brand, price band.
+#: attribute blocks of :func:`attribute_matrix` and their default weights
+ATTRIBUTE_WEIGHTS = {"title": 1.0, "category": 1.0, "top_category": 0.0, "brand": 0.5, "price_band": 0.5}
 
-    Each block is L2-normalised per row and scaled by ``weights`` (defaults: title 1, category 1,
-    brand 0.5, price band 0.5) before the whole row is normalised again, so the dot product of two
-    rows is a weighted cosine similarity. Returns ``(matrix, column names)``.
+
+def attribute_matrix(items: pd.DataFrame, weights: dict[str, float] | None = None, max_features: int | None = 2000,
+                     token_pattern: str = LETTER_TOKENS, n_price_bands: int = 5, band_closed: str = "right",
+                     dtype=np.float32) -> tuple[sp.csr_matrix, list[str]]:
+    """Items x attributes (rows L2-normalised): title TF-IDF, category/genres, top category, brand, price band.
+
+    The package's one item-attribute matrix (content-based recommenders use it through
+    :func:`recsys_utils.models.hybrid.item_content_matrix`). Each block is L2-normalised per row
+    and scaled by ``weights`` (keys of :data:`ATTRIBUTE_WEIGHTS`; defaults: title 1, category 1,
+    top category 0 (off), brand 0.5, price band 0.5) before the whole row is normalised again, so
+    the dot product of two rows is a weighted cosine similarity. ``category`` means ``genres``
+    (multi-hot) when the table has them; the price band is the table's ``price_band`` column if it
+    has one, else :func:`price_bands` (``n_price_bands``, ``band_closed``). Title options go to
+    :func:`title_tfidf`. Returns ``(matrix, column names)`` in ``dtype``.
     """
     from sklearn.preprocessing import normalize
 
     _check_items(items, "attribute_matrix")
-    weights = {"title": 1.0, "category": 1.0, "brand": 0.5, "price_band": 0.5, **(weights or {})}
+    unknown = set(weights or {}) - set(ATTRIBUTE_WEIGHTS)
+    if unknown:
+        raise KeyError(f"attribute_matrix: unknown weight(s) {sorted(unknown)}; known: {list(ATTRIBUTE_WEIGHTS)}")
+    weights = {**ATTRIBUTE_WEIGHTS, **(weights or {})}
     blocks, names = [], []
     if TITLE in items.columns and weights["title"] > 0:
-        tfidf, vectorizer = title_tfidf(items, max_features=max_features)
+        tfidf, vectorizer = title_tfidf(items, max_features=max_features, token_pattern=token_pattern, dtype=dtype)
         blocks.append(weights["title"] * normalize(tfidf))
         names += [f"title__{t}" for t in vectorizer.get_feature_names_out()]
     category = "genres" if "genres" in items.columns else CATEGORY
-    for key, column in (("category", category), ("brand", BRAND)):
+    for key, column in (("category", category), ("top_category", "top_category"), ("brand", BRAND)):
         if column in items.columns and weights[key] > 0:
             matrix, cols = _one_hot(items[column], f"{key}__")
-            blocks.append(weights[key] * normalize(matrix))
+            blocks.append(weights[key] * normalize(matrix.astype(dtype)))
             names += cols
-    if PRICE in items.columns and weights["price_band"] > 0:
-        bands = price_bands(items).to_numpy()
-        matrix, cols = _one_hot(pd.Series(bands), "price_band__")
-        blocks.append(weights["price_band"] * matrix)
+    if weights["price_band"] > 0 and ("price_band" in items.columns or PRICE in items.columns):
+        bands = items["price_band"] if "price_band" in items.columns else price_bands(
+            items, n_price_bands, closed=band_closed)
+        matrix, cols = _one_hot(pd.Series(np.asarray(bands)), "price_band__")
+        blocks.append(weights["price_band"] * matrix.astype(dtype))
         names += cols
     if not blocks:
         raise ValueError("attribute_matrix: the item table has none of title, category, genres, brand, price")
-    return sp.csr_matrix(normalize(sp.hstack(blocks).tocsr()), dtype=np.float32), names
+    return sp.csr_matrix(normalize(sp.hstack(blocks).tocsr()), dtype=dtype), names
 
 
 def similar_items(items: pd.DataFrame, item_id, k: int = 5, matrix: sp.csr_matrix | None = None) -> pd.DataFrame:

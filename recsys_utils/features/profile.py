@@ -30,10 +30,9 @@ from recsys_utils.core.vocabulary import (
     USER,
     VIEW,
 )
+from recsys_utils.features.context import DAYPARTS, daypart
 
 DAY = pd.Timedelta(days=1)
-#: (name, first hour, last hour + 1) of the dayparts used for time-of-day habits
-DAYPARTS = (("night", 0, 6), ("morning", 6, 12), ("afternoon", 12, 18), ("evening", 18, 24))
 #: prefixes of share columns (each group sums to 1 over its columns for a user with events)
 CATEGORY_PREFIX, DEVICE_PREFIX, DAYPART_PREFIX = "cat__", "device__", "daypart__"
 
@@ -132,19 +131,32 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
         if column not in interactions.columns:
             raise KeyError(f"user_profile: missing column '{column}'; columns are {list(interactions.columns)}")
     past, at = cutoff(interactions, at)
-    time = pd.to_datetime(past[TIMESTAMP])
-    user = past[USER]
-    grouped_time = time.groupby(user.to_numpy())
-    start = time.min()
     events = past[EVENT] if EVENT in past.columns else pd.Series("event", index=past.index)
     weight = events.map(EVENT_WEIGHTS).fillna(1.0).astype(float)
+    out = _activity(past, events)
+    out = _rfm(out, past, events, at, purchase_events)
+    out["tenure_days"] = _tenure(out, users, at)
+    if items is not None:
+        out = _item_affinity(out, past, items, weight, max_categories)
+    out = _habits(out, past)
+    if users is not None:
+        out = _member_data(out, users)
+    numeric, categorical = split_columns(out)
+    out[numeric] = out[numeric].astype(np.float64)
+    for column in categorical:
+        out[column] = out[column].astype("category")
+    return out
 
+
+def _activity(past: pd.DataFrame, events: pd.Series) -> pd.DataFrame:
+    """Counts of events, items, sessions, active days and events by type; conversion."""
+    user = past[USER]
     out = pd.DataFrame(index=pd.Index(np.sort(user.unique()), name=USER))
     out["n_events"] = user.value_counts()
     out["n_items"] = past.groupby(USER)[ITEM].nunique()
     if SESSION in past.columns:
         out["n_sessions"] = past.groupby(USER)[SESSION].nunique()
-    days = time.dt.floor("D")
+    days = pd.to_datetime(past[TIMESTAMP]).dt.floor("D")
     out["n_active_days"] = days.groupby(user.to_numpy()).nunique()
     out["events_per_active_day"] = out["n_events"] / out["n_active_days"]
     if EVENT in past.columns:
@@ -153,15 +165,21 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
             out[f"n_{name}"] = counts[name]
         if VIEW in counts.columns and PURCHASE in counts.columns:
             out["conversion"] = counts[PURCHASE] / counts[VIEW].clip(lower=1)
+    return out
 
-    # RFM
+
+def _rfm(out: pd.DataFrame, past: pd.DataFrame, events: pd.Series, at: pd.Timestamp,
+         purchase_events: tuple[str, ...]) -> pd.DataFrame:
+    """Recency, frequency and monetary value (Hughes 1994) at ``at``."""
+    time = pd.to_datetime(past[TIMESTAMP])
+    grouped_time = time.groupby(past[USER].to_numpy())
     out["recency_days"] = (at - grouped_time.max()) / DAY
     out["first_seen_days"] = (at - grouped_time.min()) / DAY
     is_tx = events.isin(purchase_events).to_numpy()
     has_tx = bool(is_tx.any())
     tx = past[is_tx] if has_tx else past
     tx_time = time[is_tx] if has_tx else time
-    span = (at - start) / DAY
+    span = (at - time.min()) / DAY
     out["purchase_recency_days"] = ((at - tx_time.groupby(tx[USER].to_numpy()).max()) / DAY).reindex(out.index)
     out["purchase_recency_days"] = out["purchase_recency_days"].fillna(span)
     if "order_id" in tx.columns:
@@ -178,47 +196,57 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
     else:
         out["monetary"] = 0.0
     out["avg_order_value"] = out["monetary"] / out["frequency"].clip(lower=1)
+    return out
 
-    # tenure
+
+def _tenure(out: pd.DataFrame, users: pd.DataFrame | None, at: pd.Timestamp) -> pd.Series:
+    """Days since sign-up (the member table's ``signup_time``), else since the first event."""
     if users is not None and "signup_time" in users.columns:
         signup = pd.Series(pd.to_datetime(users["signup_time"]).to_numpy(), index=users[USER].to_numpy())
-        out["tenure_days"] = ((at - signup.reindex(out.index)) / DAY).fillna(out["first_seen_days"])
-    else:
-        out["tenure_days"] = out["first_seen_days"]
+        return ((at - signup.reindex(out.index)) / DAY).fillna(out["first_seen_days"])
+    return out["first_seen_days"]
 
-    # category, brand and price from the item table
-    if items is not None:
-        if ITEM not in items.columns:
-            raise KeyError(f"user_profile: the item table has no '{ITEM}' column")
-        item_table = items.set_index(ITEM)
-        cat_col = category_column(items)
-        if cat_col is not None:
-            cats = past[ITEM].map(item_table[cat_col])
-            frame = pd.DataFrame({USER: user.to_numpy(), "c": cats.to_numpy()}, index=past.index)
-            overall = weight.groupby(cats.to_numpy()).sum().sort_values(ascending=False, kind="stable")
-            keep = list(overall.index[:max_categories])
-            shares = _shares(frame, "c", weight, CATEGORY_PREFIX, keep)
-            out = out.join(shares)
-            out["category_entropy"] = _entropy(shares)
-            fav, _, _ = _favourite(frame, "c", weight)
-            out["fav_category"] = fav
-        if BRAND in item_table.columns:
-            frame = pd.DataFrame({USER: user.to_numpy(), "b": past[ITEM].map(item_table[BRAND]).to_numpy()},
-                                 index=past.index)
-            fav, share, n = _favourite(frame.dropna(), "b", weight[frame["b"].notna()])
-            out["fav_brand"], out["brand_share"], out["n_brands"] = fav, share, n
-        if PRICE in item_table.columns:
-            rel = past[ITEM].map(relative_log_price(items))
-            price = past[ITEM].map(pd.to_numeric(item_table[PRICE], errors="coerce"))
-            ok = rel.notna()
-            w = weight[ok]
-            out["price_index"] = (rel[ok] * w).groupby(user[ok].to_numpy()).sum() / w.groupby(user[ok].to_numpy()).sum()
-            out["avg_item_price"] = price.groupby(user.to_numpy()).mean()
 
-    # time-of-day, weekday and device habits
+def _item_affinity(out: pd.DataFrame, past: pd.DataFrame, items: pd.DataFrame, weight: pd.Series,
+                   max_categories: int) -> pd.DataFrame:
+    """Category shares and favourite, brand loyalty and price sensitivity from the item table."""
+    if ITEM not in items.columns:
+        raise KeyError(f"user_profile: the item table has no '{ITEM}' column")
+    user = past[USER]
+    item_table = items.set_index(ITEM)
+    cat_col = category_column(items)
+    if cat_col is not None:
+        cats = past[ITEM].map(item_table[cat_col])
+        frame = pd.DataFrame({USER: user.to_numpy(), "c": cats.to_numpy()}, index=past.index)
+        overall = weight.groupby(cats.to_numpy()).sum().sort_values(ascending=False, kind="stable")
+        keep = list(overall.index[:max_categories])
+        shares = _shares(frame, "c", weight, CATEGORY_PREFIX, keep)
+        out = out.join(shares)
+        out["category_entropy"] = _entropy(shares)
+        fav, _, _ = _favourite(frame, "c", weight)
+        out["fav_category"] = fav
+    if BRAND in item_table.columns:
+        frame = pd.DataFrame({USER: user.to_numpy(), "b": past[ITEM].map(item_table[BRAND]).to_numpy()},
+                             index=past.index)
+        fav, share, n = _favourite(frame.dropna(), "b", weight[frame["b"].notna()])
+        out["fav_brand"], out["brand_share"], out["n_brands"] = fav, share, n
+    if PRICE in item_table.columns:
+        rel = past[ITEM].map(relative_log_price(items))
+        price = past[ITEM].map(pd.to_numeric(item_table[PRICE], errors="coerce"))
+        ok = rel.notna()
+        w = weight[ok]
+        out["price_index"] = (rel[ok] * w).groupby(user[ok].to_numpy()).sum() / w.groupby(user[ok].to_numpy()).sum()
+        out["avg_item_price"] = price.groupby(user.to_numpy()).mean()
+    return out
+
+
+def _habits(out: pd.DataFrame, past: pd.DataFrame) -> pd.DataFrame:
+    """Time-of-day (dayparts of :mod:`~recsys_utils.features.context`), weekday and device habits."""
+    time = pd.to_datetime(past[TIMESTAMP])
+    user = past[USER]
     hour = time.dt.hour + time.dt.minute / 60.0
-    part = pd.cut(hour, [p[1] for p in DAYPARTS] + [24], labels=[p[0] for p in DAYPARTS], right=False)
-    frame = pd.DataFrame({USER: user.to_numpy(), "part": part.astype(object).to_numpy()}, index=past.index)
+    frame = pd.DataFrame({USER: user.to_numpy(), "part": np.asarray(daypart(hour.to_numpy()), dtype=object)},
+                         index=past.index)
     ones = pd.Series(1.0, index=past.index)
     dayparts = _shares(frame, "part", ones, DAYPART_PREFIX)
     for name, _, _ in DAYPARTS:
@@ -234,21 +262,17 @@ def user_profile(interactions: pd.DataFrame, items: pd.DataFrame | None = None,
         frame = pd.DataFrame({USER: user.to_numpy(), "d": past["device"].to_numpy()}, index=past.index)
         out = out.join(_shares(frame, "d", ones, DEVICE_PREFIX))
         out["fav_device"] = _favourite(frame, "d", ones)[0]
-
-    # member data
-    if users is not None:
-        if USER not in users.columns:
-            raise KeyError(f"user_profile: the user table has no '{USER}' column")
-        static = users.set_index(USER)
-        static = static[[c for c in static.columns
-                         if not pd.api.types.is_datetime64_any_dtype(static[c]) and c not in out.columns]]
-        out = out.join(static)
-
-    numeric, categorical = split_columns(out)
-    out[numeric] = out[numeric].astype(np.float64)
-    for column in categorical:
-        out[column] = out[column].astype("category")
     return out
+
+
+def _member_data(out: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+    """The member table's static columns (dates left out), joined by ``user_id``."""
+    if USER not in users.columns:
+        raise KeyError(f"user_profile: the user table has no '{USER}' column")
+    static = users.set_index(USER)
+    static = static[[c for c in static.columns
+                     if not pd.api.types.is_datetime64_any_dtype(static[c]) and c not in out.columns]]
+    return out.join(static)
 
 
 def split_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:

@@ -34,6 +34,7 @@ import torch
 
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
+from recsys_utils.models.factors import nearest_items
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -72,7 +73,7 @@ class _SparseSide:
         return dots @ y
 
 
-def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor, regularization: float,
+def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor, l2: float,
                             steps: int) -> torch.Tensor:
     """Improve every row of ``x`` by ``steps`` CG iterations on its normal equations (in place).
 
@@ -80,7 +81,7 @@ def conjugate_gradient_step(side: _SparseSide, x: torch.Tensor, y: torch.Tensor,
     lock-step, each with its own step sizes ``alpha_u`` and ``beta_u``.
     """
     gram = y.T @ y
-    gram.diagonal().add_(regularization)
+    gram.diagonal().add_(l2)
     y_t = y.T.contiguous()
 
     def apply(p: torch.Tensor) -> torch.Tensor:
@@ -144,13 +145,13 @@ def weighted_grams(matrix: sp.csr_matrix, y: torch.Tensor, alpha: float,
 
 
 def solve_side(matrix: sp.csr_matrix, x: torch.Tensor, y: torch.Tensor, alpha: float,
-               regularization: float) -> torch.Tensor:
+               l2: float) -> torch.Tensor:
     """Solve every row of ``x`` exactly (in place) given the other side's factors ``y``.
 
     Row ``u`` solves ``(Y^T Y + lambda I + Y^T (C_u - I) Y) x_u = Y^T C_u p_u`` by batched Cholesky.
     """
     gram = y.T @ y
-    gram.diagonal().add_(regularization)
+    gram.diagonal().add_(l2)
     systems, rhs = weighted_grams(matrix, y, alpha)
     systems += gram
     factor = torch.linalg.cholesky(systems)
@@ -158,41 +159,42 @@ def solve_side(matrix: sp.csr_matrix, x: torch.Tensor, y: torch.Tensor, alpha: f
     return x
 
 
-def exact_solve(user_items: sp.csr_matrix, y: np.ndarray, alpha: float, regularization: float) -> np.ndarray:
+def exact_solve(user_items: sp.csr_matrix, y: np.ndarray, alpha: float, l2: float) -> np.ndarray:
     """Closed-form ALS vectors (float64) for the rows of ``user_items`` given item factors ``y``."""
     y64 = torch.from_numpy(np.asarray(y, dtype=np.float64))
     x = torch.zeros(user_items.shape[0], y64.shape[1], dtype=torch.float64)
-    return solve_side(sp.csr_matrix(user_items, dtype=np.float64), x, y64, alpha, regularization).numpy()
+    return solve_side(sp.csr_matrix(user_items, dtype=np.float64), x, y64, alpha, l2).numpy()
 
 
 class ALS(Recommender):
     """Implicit ALS (Hu et al. 2008) with a batched conjugate-gradient solver.
 
-    ``factors`` latent dimensions, ``regularization`` lambda, confidence ``c = 1 + alpha * r``
-    on the training matrix's stored weights (``binary=True`` uses ``r = 1``), ``iterations``
-    alternating sweeps, ``cg_steps`` CG iterations per sweep and side (3, as in ``implicit``) with
+    ``dim`` latent dimensions, ``l2`` the penalty lambda, confidence ``c = 1 + alpha * r`` on the
+    training matrix's stored weights (``binary=True`` uses ``r = 1``), ``epochs`` alternating sweeps
+    (users, then items), ``cg_steps`` CG iterations per sweep and side (3, as in ``implicit``) with
     ``solver="cg"``, or an exact solve with ``solver="cholesky"``.
     ``track_loss`` stores the objective after every sweep in ``loss_history_``.
     """
 
     name = "als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0,
-                 iterations: int = 15, cg_steps: int = 3, solver: str = "cg", binary: bool = False,
+    def __init__(self, dim: int = 64, l2: float = 0.01, alpha: float = 1.0,
+                 epochs: int = 15, cg_steps: int = 3, solver: str = "cg", binary: bool = False,
                  seed: int = 42,
                  dtype: str = "float32", device: str | None = None, num_threads: int | None = None,
                  track_loss: bool = False) -> None:
         super().__init__()
-        if factors < 1 or iterations < 0 or cg_steps < 1:
-            raise ValueError("ALS: factors and cg_steps must be >= 1, iterations >= 0")
-        if regularization < 0 or alpha < 0:
-            raise ValueError("ALS: regularization and alpha must be >= 0")
+        if dim < 1 or epochs < 0 or cg_steps < 1:
+            raise ValueError(f"ALS: dim and cg_steps must be >= 1, epochs >= 0 (got dim={dim}, "
+                             f"cg_steps={cg_steps}, epochs={epochs})")
+        if l2 < 0 or alpha < 0:
+            raise ValueError(f"ALS: l2 and alpha must be >= 0 (got l2={l2}, alpha={alpha})")
         if dtype not in _DTYPES:
             raise ValueError(f"ALS: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.factors = factors
-        self.regularization = regularization
+        self.dim = dim
+        self.l2 = l2
         self.alpha = alpha
-        self.iterations = iterations
+        self.epochs = epochs
         self.cg_steps = cg_steps
         if solver not in ("cg", "cholesky"):
             raise ValueError(f"ALS: solver must be 'cg' or 'cholesky', got {solver!r}")
@@ -225,18 +227,18 @@ class ALS(Recommender):
                 users, items = matrix, matrix.T.tocsr()
             generator = torch.Generator().manual_seed(self.seed)
             scale = 0.01
-            x = (torch.rand(train.n_users, self.factors, generator=generator, dtype=torch.float64)
+            x = (torch.rand(train.n_users, self.dim, generator=generator, dtype=torch.float64)
                  * scale).to(device=device, dtype=dtype)
-            y = (torch.rand(train.n_items, self.factors, generator=generator, dtype=torch.float64)
+            y = (torch.rand(train.n_items, self.dim, generator=generator, dtype=torch.float64)
                  * scale).to(device=device, dtype=dtype)
             self.loss_history_: list[float] = []
-            for _ in range(self.iterations):
+            for _ in range(self.epochs):
                 if self.solver == "cg":
-                    conjugate_gradient_step(users, x, y, self.regularization, self.cg_steps)
-                    conjugate_gradient_step(items, y, x, self.regularization, self.cg_steps)
+                    conjugate_gradient_step(users, x, y, self.l2, self.cg_steps)
+                    conjugate_gradient_step(items, y, x, self.l2, self.cg_steps)
                 else:
-                    solve_side(users, x, y, self.alpha, self.regularization)
-                    solve_side(items, y, x, self.alpha, self.regularization)
+                    solve_side(users, x, y, self.alpha, self.l2)
+                    solve_side(items, y, x, self.alpha, self.l2)
                 if self.track_loss:
                     self.loss_history_.append(self._loss(matrix, x, y))
         finally:
@@ -252,7 +254,7 @@ class ALS(Recommender):
         # sum over all cells of (x.y)^2, then correct the stored cells to c (1 - x.y)^2
         everything = float(np.sum((x64.T @ x64) * (y64.T @ y64)))
         stored = float(np.sum(conf * (1.0 - dots) ** 2 - dots ** 2))
-        penalty = self.regularization * float((x64 ** 2).sum() + (y64 ** 2).sum())
+        penalty = self.l2 * float((x64 ** 2).sum() + (y64 ** 2).sum())
         return everything + stored + penalty
 
     def loss(self, train: Interactions | None = None) -> float:
@@ -271,7 +273,7 @@ class ALS(Recommender):
         ``user_items``: a sparse or dense ``(n_users, n_items)`` matrix of weights in the training
         matrix's item order (or an :class:`Interactions` sharing its item index). Each row is
         solved exactly from the normal equations with the fitted item factors. Returns
-        ``(n_users, factors)``; score them with ``vectors @ item_factors_.T``.
+        ``(n_users, dim)``; score them with ``vectors @ item_factors_.T``.
         """
         self._check_fitted()
         if isinstance(user_items, Interactions):
@@ -282,16 +284,10 @@ class ALS(Recommender):
                              f"the model has {self.item_factors_.shape[0]} items")
         if self.binary:
             matrix.data[:] = 1.0
-        vectors = exact_solve(matrix, self.item_factors_, self.alpha, self.regularization)
+        vectors = exact_solve(matrix, self.item_factors_, self.alpha, self.l2)
         return vectors.astype(self.item_factors_.dtype)
 
     def similar_items(self, item_indices, k: int = 10) -> np.ndarray:
         """The ``k`` nearest items (cosine of item factors) of each item index, itself excluded."""
-        from recsys_utils.models.factors import nearest_items
-
         self._check_fitted()
         return nearest_items(self.item_factors_, item_indices, k)
-
-    def __repr__(self) -> str:
-        return (f"ALS(factors={self.factors}, regularization={self.regularization}, alpha={self.alpha}, "
-                f"iterations={self.iterations})")

@@ -1,12 +1,28 @@
 """The one model protocol every recommender in the course speaks.
 
-``fit(train) -> self``, ``score(user_indices) -> (n, n_items) array`` and
-``recommend(user_ids, k, exclude_seen=True) -> DataFrame``. Evaluation, the serving pipeline
-and the benchmark treat classic and neural models alike through it.
+Protocol
+--------
+* ``fit(train: Interactions) -> self`` -- learn from a user x item matrix (torch models also take
+  ``validation`` for early stopping);
+* ``score(user_indices) -> (n, n_items) array`` -- a score for every item, higher is better;
+* ``recommend_indices(user_indices, k, exclude_seen=True) -> (n, k) item indices`` (``-1`` pads);
+* ``recommend(user_ids, k, exclude_seen=True) -> DataFrame`` with ``user_id, item_id, score, rank``.
+
+Evaluation, the serving pipeline, the tuning helpers and the benchmark treat classic and neural
+models alike through it; :mod:`recsys_utils.models.registry` builds any of them by name.
+
+Knob names
+----------
+The same setting has the same constructor keyword in every model: ``dim`` the embedding (latent
+factor) size, ``l2`` the L2 penalty λ (``user_l2`` / ``item_l2`` where the two sides differ),
+``lr`` the learning rate, ``epochs`` the passes over the data (ALS sweeps, bias updates), and
+``seed`` the random seed. Fitted state ends in ``_`` (``user_factors_``, ``item_factors_``).
+``repr(model)`` shows the constructor's knobs.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -93,4 +109,38 @@ class Recommender(ABC):
         return frame
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        """``Name(knob=value, ...)``: the constructor's simple-valued settings, see :func:`knobs`."""
+        shown = ", ".join(f"{name}={value!r}" for name, value in knobs(self).items())
+        return f"{type(self).__name__}({shown})"
+
+
+#: constructor settings that say how to run a model, not what it is: left out of ``repr``
+RUN_SETTINGS = frozenset({"device", "progress", "validation", "checkpoint_dir", "num_threads", "on_epoch"})
+_SIMPLE = (bool, int, float, str, np.bool_, np.integer, np.floating)
+
+
+def constructor_parameters(cls: type) -> list[str]:
+    """Keyword names ``cls(...)`` takes: its ``__init__`` and, through ``**kwargs``, its bases'."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names += [p.name for p in parameters
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self" and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def knobs(model: Recommender) -> dict[str, object]:
+    """The model's constructor settings with simple values (numbers, strings, tuples of them),
+    in signature order, without data arguments, ``None`` values and :data:`RUN_SETTINGS`."""
+    out = {}
+    for name in constructor_parameters(type(model)):
+        value = getattr(model, name, None)
+        simple = isinstance(value, _SIMPLE) or (isinstance(value, tuple) and all(isinstance(v, _SIMPLE) for v in value))
+        if simple and name not in RUN_SETTINGS:
+            out[name] = value.item() if isinstance(value, np.generic) else value
+    return out

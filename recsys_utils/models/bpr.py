@@ -24,11 +24,12 @@ import torch
 from recsys_utils.core.device import resolve_device
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
+from recsys_utils.models.factors import nearest_items
 from recsys_utils.models.train.batches import InteractionBatches
 
 
 class BPR(Recommender):
-    """BPR-MF: ``factors`` dimensions, SGD with ``learning_rate`` and L2 ``regularization``.
+    """BPR-MF: ``dim`` dimensions, SGD with learning rate ``lr`` and L2 penalty ``l2`` (λ).
 
     ``batch_size`` triples per update step, ``epochs`` passes over the interactions.
     ``item_factors_`` and ``user_factors_`` are numpy arrays after ``fit``; ``item_bias_`` the
@@ -39,17 +40,18 @@ class BPR(Recommender):
 
     name = "bpr"
 
-    def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.001,
+    def __init__(self, dim: int = 64, lr: float = 0.05, l2: float = 0.001,
                  epochs: int = 20, batch_size: int = 2048, seed: int = 42, device: str | None = None,
                  num_threads: int | None = 1) -> None:
         super().__init__()
-        if factors < 1 or epochs < 0 or batch_size < 1:
-            raise ValueError("BPR: factors and batch_size must be >= 1, epochs >= 0")
-        if learning_rate <= 0 or regularization < 0:
-            raise ValueError("BPR: learning_rate must be > 0 and regularization >= 0")
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
+        if dim < 1 or epochs < 0 or batch_size < 1:
+            raise ValueError(f"BPR: dim and batch_size must be >= 1, epochs >= 0 (got dim={dim}, "
+                             f"batch_size={batch_size}, epochs={epochs})")
+        if lr <= 0 or l2 < 0:
+            raise ValueError(f"BPR: lr must be > 0 and l2 >= 0 (got lr={lr}, l2={l2})")
+        self.dim = dim
+        self.lr = lr
+        self.l2 = l2
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed
@@ -65,12 +67,12 @@ class BPR(Recommender):
             torch.set_num_threads(self.num_threads)
         try:
             generator = torch.Generator().manual_seed(self.seed)
-            scale = 1.0 / np.sqrt(self.factors)
-            p = (torch.rand(train.n_users, self.factors, generator=generator) - 0.5).mul_(scale).to(device)
-            q = (torch.rand(train.n_items, self.factors, generator=generator) - 0.5).mul_(scale).to(device)
+            scale = 1.0 / np.sqrt(self.dim)
+            p = (torch.rand(train.n_users, self.dim, generator=generator) - 0.5).mul_(scale).to(device)
+            q = (torch.rand(train.n_items, self.dim, generator=generator) - 0.5).mul_(scale).to(device)
             b = torch.zeros(train.n_items, device=device)
             batches = InteractionBatches(train.binary(), self.batch_size, kind="pairwise", seed=self.seed)
-            lr, reg = self.learning_rate, self.regularization
+            lr, reg = self.lr, self.l2
             self.loss_history_: list[float] = []
             for epoch in range(self.epochs):
                 total = 0.0
@@ -106,11 +108,5 @@ class BPR(Recommender):
 
     def similar_items(self, item_indices, k: int = 10) -> np.ndarray:
         """The ``k`` nearest items (cosine of item factors) of each item index, itself excluded."""
-        from recsys_utils.models.factors import nearest_items
-
         self._check_fitted()
         return nearest_items(self.item_factors_, item_indices, k)
-
-    def __repr__(self) -> str:
-        return (f"BPR(factors={self.factors}, learning_rate={self.learning_rate}, "
-                f"regularization={self.regularization}, epochs={self.epochs})")

@@ -14,10 +14,11 @@ The data: the marketplace logs clicks (item views), never impressions, so — as
 source documents — a click-through-rate dataset is clicks versus *sampled non-clicks*:
 :func:`ctr_samples` pairs every clicked (user, item) of a period with ``n_negatives`` items the user
 did not click in it, in the same context (device, time). Features come strictly from the past:
-:class:`CTRFeatures` builds user features (the profile of :func:`recsys_utils.features.profile.user_profile`),
-item features (category, brand, price band, popularity, age) and context (device, daypart, weekend)
-from events before the labelled period. Probabilities are calibrated to the sampling ratio, not to
-a real click rate; AUC does not depend on it.
+:class:`CTRFeatures` reads user features (the profile) and item features (category, brand, price,
+popularity, age) from the package's one pair-feature builder
+(:func:`recsys_utils.features.pairs.build_feature_tables`) and adds context (device, daypart of
+:mod:`recsys_utils.features.context`, weekend), all from events before the labelled period.
+Probabilities are calibrated to the sampling ratio, not to a real click rate; AUC does not depend on it.
 
 As a ranker (:class:`DeepFM`, a :class:`~recsys_utils.models.torch_base.TorchRecommender`), every user is
 scored against the whole catalogue in their usual context (favourite device, peak daypart). The
@@ -37,8 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, PRICE, TIMESTAMP, USER
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, TIMESTAMP, USER
 from recsys_utils.data.interactions import Interactions
+from recsys_utils.features.context import daypart_codes
+from recsys_utils.features.pairs import build_feature_tables
 from recsys_utils.models.torch_base import TorchRecommender
 from recsys_utils.models.train.batches import ArrayBatches, sample_negatives
 
@@ -53,10 +56,10 @@ USER_FIELDS = (
     ("conversion", "num", "conversion"),
 )
 CONTEXT_FIELDS = ("device", "daypart", "weekend")
-#: item-side fields: (name, kind, column of the item table built by :meth:`CTRFeatures._item_table`)
+#: item-side fields: (name, kind, column of :func:`~recsys_utils.features.items.item_features`)
 ITEM_FIELDS = (
     ("item_id", "id", None), ("category", "cat", CATEGORY), ("top_category", "cat", "top_category"),
-    ("brand", "cat", BRAND), ("price_band", "num", "log_price"), ("popularity", "num", "log_count"),
+    ("brand", "cat", BRAND), ("price_band", "num", "log_price"), ("popularity", "num", "log_popularity"),
     ("item_age", "num", "age_days"),
 )
 
@@ -64,14 +67,6 @@ ITEM_FIELDS = (
 # --------------------------------------------------------------------------------------------
 # encoders
 # --------------------------------------------------------------------------------------------
-
-
-def _daypart(hours: np.ndarray) -> np.ndarray:
-    """0 night [0, 6), 1 morning, 2 afternoon, 3 evening; NaN -> -1."""
-    out = np.full(len(hours), -1, dtype=np.int64)
-    ok = np.isfinite(hours)
-    out[ok] = np.clip(hours[ok] // 6, 0, 3).astype(np.int64)
-    return out
 
 
 class _Codes:
@@ -117,26 +112,11 @@ class CTRFeatures:
         self.n_bins = n_bins
 
     # -- tables -----------------------------------------------------------------------------
-    def _user_table(self, history: pd.DataFrame) -> pd.DataFrame:
-        from recsys_utils.features.profile import user_profile
-
-        profile = user_profile(history, self._items, self._users)
-        return profile
-
-    def _item_table(self, history: pd.DataFrame) -> pd.DataFrame:
-        table = self._items.set_index(ITEM)
-        out = pd.DataFrame(index=table.index)
-        for column in (CATEGORY, "top_category", BRAND):
-            if column in table.columns:
-                out[column] = table[column].astype(object)
-        if PRICE in table.columns:
-            out["log_price"] = np.log(pd.to_numeric(table[PRICE], errors="coerce").clip(lower=0.01))
-        counts = history[ITEM].value_counts()
-        out["log_count"] = np.log1p(counts.reindex(out.index).fillna(0.0).to_numpy())
-        if "launch_time" in table.columns:
-            at = pd.to_datetime(history[TIMESTAMP]).max()
-            out["age_days"] = ((at - pd.to_datetime(table["launch_time"])) / pd.Timedelta(days=1)).to_numpy()
-        return out
+    def _tables(self, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(user table, item table) at the end of ``history``: the one pair-feature builder's tables
+        (:func:`~recsys_utils.features.pairs.build_feature_tables`), from which the fields are read."""
+        tables = build_feature_tables(history, self._items, self._users)
+        return tables.users, tables.items
 
     def fit(self, history: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame | None = None) -> CTRFeatures:
         for column in (USER, ITEM, TIMESTAMP):
@@ -147,8 +127,7 @@ class CTRFeatures:
         if len(history) == 0:
             raise ValueError("CTRFeatures.fit: the history is empty")
         self._items, self._users = items, users
-        self.user_table_ = self._user_table(history)
-        self.item_table_ = self._item_table(history)
+        self.user_table_, self.item_table_ = self._tables(history)
         self.user_fields = [(n, k, c) for n, k, c in USER_FIELDS if k == "id" or c in self.user_table_.columns]
         self.item_fields = [(n, k, c) for n, k, c in ITEM_FIELDS if k == "id" or c in self.item_table_.columns]
         self.context_fields = [n for n in CONTEXT_FIELDS if n != DEVICE or DEVICE in history.columns]
@@ -169,8 +148,7 @@ class CTRFeatures:
         """A copy with the same encoders and tables rebuilt from ``history`` (a later cut-off)."""
         self._check()
         out = copy.copy(self)
-        out.user_table_ = self._user_table(history)
-        out.item_table_ = self._item_table(history)
+        out.user_table_, out.item_table_ = out._tables(history)
         return out
 
     def _check(self) -> None:
@@ -215,7 +193,7 @@ class CTRFeatures:
             hours = table["peak_hour"].to_numpy(dtype=np.float64) if "peak_hour" in table.columns \
                 else np.full(len(user_ids), np.nan)
             weekend = np.zeros(len(user_ids), dtype=np.int64)
-        cols.append(self.codes_["daypart"](_daypart(hours).astype(object)))
+        cols.append(self.codes_["daypart"](daypart_codes(hours).astype(object)))
         cols.append(self.codes_["weekend"](weekend.astype(object)))
         # codes are matched as strings: integers 0..3 / 0..1 and -1 (unknown daypart) -> 0
         return np.stack(cols, axis=1)

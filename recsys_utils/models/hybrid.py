@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, PRICE, TITLE, USER
+from recsys_utils.core.vocabulary import BRAND, CATEGORY, ITEM, TITLE, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
+from recsys_utils.features.items import ATTRIBUTE_WEIGHTS, WORD_TOKENS, attribute_matrix
 from recsys_utils.models.base import Recommender
 
 #: attribute columns used when present, with their weight in the item vector
@@ -44,11 +45,6 @@ def _ordered_items(items: pd.DataFrame, item_index: IdIndex, where: str) -> pd.D
     return table.loc[item_index.ids]
 
 
-def _one_hot(values: pd.Series) -> sp.csr_matrix:
-    codes, _ = pd.factorize(values.astype(object).fillna("unknown"))
-    return sp.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), codes.max() + 1))
-
-
 def _l2_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
     matrix = sp.csr_matrix(matrix, dtype=np.float64)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
@@ -57,34 +53,28 @@ def _l2_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
 
 def item_content_matrix(items: pd.DataFrame, item_index: IdIndex, fields: dict[str, float] | None = None,
                         n_price_bands: int = 5) -> sp.csr_matrix:
-    """Attribute vectors of the items in ``item_index`` order: an L2-normalised sparse matrix.
+    """Attribute vectors of the items in ``item_index`` order: an L2-normalised sparse matrix (float64).
 
-    Blocks (each L2-normalised and scaled by its weight in ``fields``, default
-    :data:`CONTENT_FIELDS`): TF-IDF of ``title`` words, one-hot ``category``, ``top_category``
-    and ``brand``, and one-hot ``price_band`` (price quantile within the category). Columns
-    missing from ``items`` are skipped; an error names the missing item ids.
+    :func:`recsys_utils.features.items.attribute_matrix` on the items of the index, with this
+    module's weights ``fields`` (default :data:`CONTENT_FIELDS`: TF-IDF of every ``title`` word,
+    digits included; one-hot ``category``, ``top_category`` and ``brand``; one-hot ``price_band``,
+    the price quantile within the category). Columns missing from ``items`` are skipped; an
+    error names item ids of the index missing from the table.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     fields = CONTENT_FIELDS if fields is None else fields
-    table = _ordered_items(items, item_index, "item_content_matrix")
-    if PRICE in table.columns and "price_band" not in table.columns:
-        price = pd.to_numeric(table[PRICE], errors="coerce")
-        group = table[CATEGORY] if CATEGORY in table.columns else pd.Series(0, index=table.index)
-        pct = price.groupby(group.to_numpy()).rank(pct=True).fillna(0.5)
-        table = table.assign(price_band=np.minimum((pct * n_price_bands).astype(int), n_price_bands - 1))
-    blocks = []
-    for column, weight in fields.items():
-        if column not in table.columns or weight == 0:
-            continue
-        if column == TITLE:
-            block = TfidfVectorizer(min_df=2, sublinear_tf=True).fit_transform(table[TITLE].fillna("").astype(str))
-        else:
-            block = _one_hot(table[column])
-        blocks.append(weight * _l2_rows(block))
-    if not blocks:
-        raise ValueError(f"item_content_matrix: none of the columns {list(fields)} is in the item table")
-    return _l2_rows(sp.hstack(blocks, format="csr"))
+    table = _ordered_items(items, item_index, "item_content_matrix").reset_index()
+    weights = {"title" if column == TITLE else column: weight for column, weight in fields.items()}
+    unknown = set(weights) - set(ATTRIBUTE_WEIGHTS)
+    if unknown:
+        raise KeyError(f"item_content_matrix: unknown field(s) {sorted(unknown)}; known: {list(ATTRIBUTE_WEIGHTS)}")
+    weights = {key: float(weights.get(key, 0.0)) for key in ATTRIBUTE_WEIGHTS}
+    try:
+        matrix, _ = attribute_matrix(table, weights, max_features=None, token_pattern=WORD_TOKENS,
+                                     n_price_bands=n_price_bands, band_closed="left", dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"item_content_matrix: none of the columns {list(fields)} is in the item table "
+                         f"({error})") from None
+    return matrix
 
 
 class ContentRecommender(Recommender):
@@ -162,7 +152,8 @@ class AttributeHybrid(Recommender):
         factors = np.asarray(self.factor_model.item_factors_, dtype=np.float64)
         self.mapping_ = Ridge(alpha=self.l2).fit(features[warm], factors[warm])
         item_factors = factors.copy()
-        item_factors[~warm] = self.mapping_.predict(features[~warm])
+        if not warm.all():  # Ridge.predict refuses an empty input
+            item_factors[~warm] = self.mapping_.predict(features[~warm])
         self.item_factors_ = item_factors.astype(np.float32)
         self.user_factors_ = np.asarray(self.factor_model.user_factors_, dtype=np.float32)
         self.cold_items_ = np.flatnonzero(~warm)

@@ -68,19 +68,21 @@ class GlobalMean(_RatingModel):
 class BiasBaseline(_RatingModel):
     """``r̂_ui = μ + b_u + b_i`` with ridge-shrunk biases (Koren 2010).
 
-    ``b_i = Σ_u (r_ui - μ - b_u) / (λ_i + n_i)`` and ``b_u = Σ_i (r_ui - μ - b_i) / (λ_u + n_u)``,
-    alternated ``iterations`` times (each update is one ``bincount``).
+    ``b_i = Σ_u (r_ui - μ - b_u) / (λ_i + n_i)`` and ``b_u = Σ_i (r_ui - μ - b_i) / (λ_u + n_u)``
+    with ``λ_u = user_l2`` and ``λ_i = item_l2``, alternated ``epochs`` times (each update is one
+    ``bincount``).
     """
 
     name = "bias"
 
-    def __init__(self, user_reg: float = 5.0, item_reg: float = 5.0, iterations: int = 10) -> None:
+    def __init__(self, user_l2: float = 5.0, item_l2: float = 5.0, epochs: int = 10) -> None:
         super().__init__()
-        if user_reg < 0 or item_reg < 0 or iterations < 1:
-            raise ValueError("BiasBaseline: regularisation must be >= 0 and iterations >= 1")
-        self.user_reg = user_reg
-        self.item_reg = item_reg
-        self.iterations = iterations
+        if user_l2 < 0 or item_l2 < 0 or epochs < 1:
+            raise ValueError(f"BiasBaseline: user_l2 and item_l2 must be >= 0 and epochs >= 1 (got "
+                             f"user_l2={user_l2}, item_l2={item_l2}, epochs={epochs})")
+        self.user_l2 = user_l2
+        self.item_l2 = item_l2
+        self.epochs = epochs
 
     def _fit(self, train: Interactions) -> None:
         users, items, values = _ratings(train, "BiasBaseline.fit")
@@ -90,9 +92,9 @@ class BiasBaseline(_RatingModel):
         b_u = np.zeros(train.n_users)
         b_i = np.zeros(train.n_items)
         residual = values - self.global_mean_
-        for _ in range(self.iterations):
-            b_i = np.bincount(items, residual - b_u[users], train.n_items) / (self.item_reg + n_i)
-            b_u = np.bincount(users, residual - b_i[items], train.n_users) / (self.user_reg + n_u)
+        for _ in range(self.epochs):
+            b_i = np.bincount(items, residual - b_u[users], train.n_items) / (self.item_l2 + n_i)
+            b_u = np.bincount(users, residual - b_i[items], train.n_users) / (self.user_l2 + n_u)
         self.user_bias_, self.item_bias_ = b_u, b_i
 
     def predict(self, user_indices, item_indices) -> np.ndarray:
@@ -108,10 +110,10 @@ class BiasBaseline(_RatingModel):
 class BiasedMFNet(nn.Module):
     """``r̂_ui - μ = b_u + b_i + p_u · q_i`` as embeddings."""
 
-    def __init__(self, n_users: int, n_items: int, factors: int, init_std: float = 0.01) -> None:
+    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float = 0.01) -> None:
         super().__init__()
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
         self.user_bias = nn.Embedding(n_users, 1)
         self.item_bias = nn.Embedding(n_items, 1)
         nn.init.normal_(self.user.weight, std=init_std)
@@ -130,31 +132,34 @@ class BiasedMFNet(nn.Module):
 class ExplicitMF(TorchRecommender):
     """Biased MF for ratings, ``r̂_ui = μ + b_u + b_i + p_uᵀ q_i``, trained on MSE + L2.
 
+    ``dim`` factors per user and item, ``epochs`` passes with learning rate ``lr``.
     ``l2`` penalises the rows used in a batch: ``λ (‖p_u‖² + ‖q_i‖² + b_u² + b_i²)`` averaged over
     the batch. ``optimizer="adam"`` or ``"sgd"``. With a validation ratings matrix (same index) it
-    stops early on validation RMSE (the history's metric is ``-RMSE``: higher is better) and keeps
+    stops early on validation RMSE (the history's metric is ``"rmse"``, lower is better) and keeps
     the best epoch.
     """
 
     name = "explicit-mf"
+    val_metric_name = "rmse"
+    val_mode = "min"
 
-    def __init__(self, factors: int = 16, l2: float = 0.05, epochs: int = 60, batch_size: int = 512,
+    def __init__(self, dim: int = 16, l2: float = 0.05, epochs: int = 60, batch_size: int = 512,
                  lr: float = 1e-2, optimizer: str = "adam", init_std: float = 0.01, patience: int | None = 5,
                  **kwargs) -> None:
         kwargs.setdefault("clip_norm", None)
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, **kwargs)
-        if factors < 1 or l2 < 0:
-            raise ValueError("ExplicitMF: factors must be >= 1 and l2 >= 0")
+        if dim < 1 or l2 < 0:
+            raise ValueError(f"ExplicitMF: dim must be >= 1 and l2 >= 0 (got dim={dim}, l2={l2})")
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"ExplicitMF: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-        self.factors = factors
+        self.dim = dim
         self.l2 = l2
         self.optimizer = optimizer
         self.init_std = init_std
 
     def _build(self, train: Interactions) -> nn.Module:
         self.global_mean_ = float(_ratings(train, "ExplicitMF.fit")[2].mean())
-        return BiasedMFNet(train.n_users, train.n_items, self.factors, self.init_std)
+        return BiasedMFNet(train.n_users, train.n_items, self.dim, self.init_std)
 
     def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
         if self.optimizer == "sgd":
@@ -172,7 +177,7 @@ class ExplicitMF(TorchRecommender):
         return F.mse_loss(predicted, ratings) + self.l2 * penalty.mean()
 
     def _validate(self, train: Interactions, validation: Interactions) -> float:
-        return -self.rmse(validation)
+        return self.rmse(validation)
 
     def _score_users(self, module: BiasedMFNet, users: torch.Tensor) -> torch.Tensor:
         return module.score_all(users) + self.global_mean_
@@ -198,6 +203,3 @@ class ExplicitMF(TorchRecommender):
         """User and item factor matrices ``(P, Q)`` as numpy arrays."""
         module = self._check_module()
         return module.user.weight.detach().cpu().numpy(), module.item.weight.detach().cpu().numpy()
-
-    def __repr__(self) -> str:
-        return f"ExplicitMF(factors={self.factors}, l2={self.l2}, lr={self.lr}, optimizer={self.optimizer!r})"

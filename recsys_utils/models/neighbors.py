@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_utils.core.topk import top_k
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
 
@@ -81,9 +82,6 @@ class _KNN(Recommender):
             raise ValueError(f"{type(self).__name__}: interaction weights must be non-negative")
         return sp.csr_matrix(matrix, dtype=np.float32)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(k={self.k}, shrink={self.shrink}, binary={self.binary})"
-
 
 class ItemKNN(_KNN):
     """Item-based kNN: ``score(u, i) = sum_{j in N_k(i)} s_ij x_uj`` (Sarwar et al. 2001).
@@ -104,8 +102,6 @@ class ItemKNN(_KNN):
 
     def similar_items(self, item_indices, k: int = 10) -> np.ndarray:
         """The ``k`` most similar item indices of each item (``-1`` pads short lists)."""
-        from recsys_utils.core.topk import top_k
-
         self._check_fitted()
         rows = self.similarity_[np.asarray(item_indices)].toarray()
         rows[rows <= 0] = -np.inf

@@ -235,16 +235,21 @@ class IdMLP(_Pointwise):
 
 
 class NCFMLP(IdMLP):
-    """NCF's MLP (He et al. 2017, §3.3): the tower pyramid halves its width layer by layer and the
-    embeddings are half the first layer's width. Same network family as :class:`IdMLP`."""
+    """NCF's MLP (He et al. 2017, §3.3): ``dim``-sized user and item embeddings, concatenated, feed
+    a tower pyramid of ``n_layers`` ReLU layers of widths ``2·dim, dim, dim/2, …`` (each half the
+    one before; the last is the paper's "predictive factors"). Same network family as
+    :class:`IdMLP`; the default ``dim=32, n_layers=3`` is the tower ``(64, 32, 16)``."""
 
     name = "ncf-mlp"
 
-    def __init__(self, factors: int = 16, n_layers: int = 3, **kwargs) -> None:
-        hidden = tuple(factors * 2 ** (n_layers - 1 - k) for k in range(n_layers))
-        kwargs.setdefault("dim", hidden[0] // 2)
-        super().__init__(hidden=hidden, **kwargs)
-        self.factors = factors
+    def __init__(self, dim: int = 32, n_layers: int = 3, **kwargs) -> None:
+        if n_layers < 1 or dim < 1 or (2 * dim) >> (n_layers - 1) < 1:
+            raise ValueError(f"NCFMLP: need n_layers >= 1 and 2*dim >= 2**(n_layers-1) so every layer is at "
+                             f"least 1 wide (got dim={dim}, n_layers={n_layers})")
+        if "hidden" in kwargs:
+            raise TypeError("NCFMLP: the tower follows from dim and n_layers; use IdMLP for a free 'hidden'")
+        hidden = tuple((2 * dim) >> k for k in range(n_layers))
+        super().__init__(dim=dim, hidden=hidden, **kwargs)
         self.n_layers = n_layers
 
 

@@ -1,17 +1,18 @@
 """One registry of the course's recommenders by name, used by the bench command, tuning and notebooks.
 
 ``create("ease", l2=500.0)`` builds a model; ``names()`` lists them. Every entry speaks the one
-protocol of :class:`~recsys_utils.models.base.Recommender` (``fit``, ``score``, ``recommend``);
-sequential models add next-item prediction on top of it (:mod:`recsys_utils.models.sequential`).
+protocol of :class:`~recsys_utils.models.base.Recommender` (``fit``, ``score``, ``recommend``) and
+takes its settings under the one set of knob names described there (``dim``, ``l2``, ``lr``,
+``epochs``, ``seed``); sequential models add next-item prediction on top of it
+(:mod:`recsys_utils.models.sequential`). Models that need side data (item features, the member
+table, raw events) take it as a required keyword: ``create("content", item_features=X)``.
 """
 
 from __future__ import annotations
 
-import inspect
-
 from recsys_utils.models.als import ALS
 from recsys_utils.models.autoencoders import MultDAE, MultVAE
-from recsys_utils.models.base import Recommender
+from recsys_utils.models.base import Recommender, constructor_parameters
 from recsys_utils.models.baselines import PopularityRecommender, RandomRecommender
 from recsys_utils.models.bpr import BPR
 from recsys_utils.models.bpr_torch import TorchBPR
@@ -65,16 +66,7 @@ def model_class(name: str) -> type[Recommender]:
 
 def accepts(cls: type, name: str) -> bool:
     """Whether ``cls(...)`` takes keyword ``name`` (directly, or through ``**kwargs`` up the MRO)."""
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        parameters = inspect.signature(init).parameters
-        if name in parameters:
-            return True
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            return False
-    return False
+    return name in constructor_parameters(cls)
 
 
 def create(name: str, seed: int | None = None, **params) -> Recommender:

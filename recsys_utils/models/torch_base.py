@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -157,9 +158,6 @@ class TorchRecommender(Recommender):
         load_state(self._check_module(), path, self.device_)
         return self
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(epochs={self.epochs}, lr={self.lr}, batch_size={self.batch_size})"
-
 
 def refit(model: TorchRecommender, train: Interactions, epochs: int | None = None, **overrides
           ) -> TorchRecommender:
@@ -170,8 +168,6 @@ def refit(model: TorchRecommender, train: Interactions, epochs: int | None = Non
     + validation before the test period is scored. ``overrides`` set attributes of the copy
     first (e.g. ``pretrained=`` for a NeuMF whose GMF and MLP were refitted too).
     """
-    import copy
-
     if epochs is None:
         if model.history_ is None or model.history_.best_epoch is None:
             raise ValueError(f"refit: {type(model).__name__} has no training history; fit it first or give epochs")

@@ -70,12 +70,14 @@ class FederatedMF(Recommender):
     entries as zeros), takes ``local_steps`` gradient steps on its copy of the item factors, and
     sends back only the item factors; the server averages them weighted by the client's number of
     interactions. With one client this is ordinary centralised training of the same model.
+    ``dim`` factors per user and item, ``l2`` the ridge penalty, ``lr`` the clients' step size on
+    the item factors, ``rounds`` averaging rounds.
     """
 
-    def __init__(self, clients: int | np.ndarray = 1, factors: int = 32, regularization: float = 0.1,
+    def __init__(self, clients: int | np.ndarray = 1, dim: int = 32, l2: float = 0.1,
                  alpha: float = 5.0, lr: float = 0.05, local_steps: int = 3, rounds: int = 20, seed: int = 0) -> None:
         super().__init__()
-        self.clients, self.factors, self.regularization, self.alpha = clients, factors, regularization, alpha
+        self.clients, self.dim, self.l2, self.alpha = clients, dim, l2, alpha
         self.lr, self.local_steps, self.rounds, self.seed = lr, local_steps, rounds, seed
         self.name = "federated_mf" if not np.isscalar(clients) or clients > 1 else "central_mf"
 
@@ -88,8 +90,8 @@ class FederatedMF(Recommender):
                           else np.asarray(self.clients))
         if len(client_of_user) != n_users:
             raise ValueError(f"FederatedMF: clients has {len(client_of_user)} entries for {n_users} users")
-        self.item_factors = rng.normal(0, 0.1, (n_items, self.factors))
-        self.user_factors = np.zeros((n_users, self.factors))
+        self.item_factors = rng.normal(0, 0.1, (n_items, self.dim))
+        self.user_factors = np.zeros((n_users, self.dim))
         clients = [np.flatnonzero(client_of_user == c) for c in np.unique(client_of_user)]
         self.history = []
         for _ in range(self.rounds):
@@ -110,12 +112,11 @@ class FederatedMF(Recommender):
 
     def _solve_users(self, local: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
         """Ridge solution of every user's factors with confidence 1 + α on observed items."""
-        gram = items.T @ items + self.regularization * np.eye(self.factors)
-        out = np.zeros((local.shape[0], self.factors))
+        gram = items.T @ items + self.l2 * np.eye(self.dim)
+        out = np.zeros((local.shape[0], self.dim))
         # confidence-weighted normal equations, batched: A_u = G + α Σ_{i∈u} y_i y_iᵀ
         outer = np.einsum("if,ig->ifg", items, items)
-        a = gram[None] + self.alpha * np.asarray(local @ outer.reshape(len(items), -1)).reshape(-1, self.factors,
-                                                                                                   self.factors)
+        a = gram[None] + self.alpha * np.asarray(local @ outer.reshape(len(items), -1)).reshape(-1, self.dim, self.dim)
         b = (1 + self.alpha) * (local @ items)
         out[:] = np.linalg.solve(a, b[..., None])[..., 0]
         return out
@@ -126,7 +127,7 @@ class FederatedMF(Recommender):
         target = local.toarray()
         confidence = 1 + self.alpha * target
         residual = confidence * (predictions - target)
-        return 2 * residual.T @ x + 2 * self.regularization * items
+        return 2 * residual.T @ x + 2 * self.l2 * items
 
     def loss(self, matrix: sp.csr_matrix) -> float:
         predictions = self._solve_users(matrix, self.item_factors) @ self.item_factors.T

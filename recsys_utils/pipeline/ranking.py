@@ -3,176 +3,92 @@
 The second stage of an industrial recommender scores only the few hundred candidates recall
 proposed, so it can afford rich features: the user's profile (用户画像), the item's attributes
 and momentum, user x item crosses (the user's affinity to the item's category, the price gap)
-and the recall channels' own scores and ranks. Training data comes from *time*: candidates are
-generated from everything before a cut-off ``t``, and a candidate is labelled 1 when the user
-interacts with it in ``[t, t + window)``. The ranker is trained at an earlier cut-off than the
-one it is tested at, so its labels end where the test period starts (no leakage).
+and the recall channels' own scores and ranks. The features come from the package's one
+pair-feature builder (:func:`recsys_utils.features.pairs.pair_features`, columns
+:data:`~recsys_utils.features.pairs.RANKER_COLUMNS`); this module adds the recall columns.
+Training data comes from *time*: candidates are generated from everything before a cut-off ``t``,
+and a candidate is labelled 1 when the user interacts with it in ``[t, t + window)``. The ranker
+is trained at an earlier cut-off than the one it is tested at, so its labels end where the test
+period starts (no leakage).
 
 Models (:class:`Ranker`): LightGBM with a binary objective (a click-through-rate model, whose
 probabilities are scored with AUC and log-loss) or a LambdaRank objective (Burges 2010, "From
 RankNet to LambdaRank to LambdaMART: an overview"; Ke et al. 2017, "LightGBM", NeurIPS), and
 logistic regression as the linear baseline (the classic CTR model, McMahan et al. 2013).
 Negatives are subsampled for speed and the binary probabilities corrected back to the full
-population (King & Zeng 2001, prior correction).
+population (King & Zeng 2001, prior correction). The serving pipeline
+(:mod:`recsys_utils.pipeline.serving`) uses this same class.
+
+The ranker's protocol (:class:`PairRanker`) is not :class:`recsys_utils.models.base.Recommender`:
+a Recommender is fitted on an interaction matrix and scores *every* item for a user, whereas a
+ranker is fitted on labelled feature rows of (user, item) candidate pairs and scores only those
+pairs, so it speaks ``fit(features, labels, users=None)`` and ``score_pairs(features)`` (one score
+per pair row, higher = better), plus :meth:`Ranker.to_arrays` / :meth:`Ranker.from_arrays` so a
+pipeline can save it without pickling.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from recsys_utils.core.vocabulary import BRAND, CATEGORY, EVENT, ITEM, PRICE, PURCHASE, TIMESTAMP, USER, VIEW
+from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
 from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.features.profile import CATEGORY_PREFIX, category_column, relative_log_price, user_profile
+from recsys_utils.features.pairs import RANKER_COLUMNS, USER_COLUMNS, FeatureTables, build_feature_tables
+from recsys_utils.features.pairs import pair_features as build_pair_features
 from recsys_utils.pipeline.recall import ITEM_INDEX, USER_INDEX
 
-DAY = pd.Timedelta(days=1)
-#: profile columns used as user features (those present are kept)
-USER_COLUMNS = ("n_events", "n_items", "n_sessions", "n_active_days", "conversion", "recency_days",
-                "purchase_recency_days", "frequency", "monetary", "tenure_days", "category_entropy",
-                "brand_share", "price_index", "avg_item_price", "weekend_share", "age", "city_tier")
+__all__ = ["USER_COLUMNS", "PairRanker", "Ranker", "Snapshot", "ctr_metrics", "label_pairs", "pair_features",
+           "rank_candidates", "sample_negatives", "snapshot"]
+
+#: what is known at a cut-off (the tables of :func:`recsys_utils.features.pairs.build_feature_tables`)
+Snapshot = FeatureTables
+
+
+class PairRanker(Protocol):
+    """What a ranker of candidate pairs offers (see the module docstring for why not a Recommender)."""
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray, users: np.ndarray | None = None) -> PairRanker: ...
+
+    def score_pairs(self, features: pd.DataFrame) -> np.ndarray: ...
 
 
 # ----------------------------------------------------------------------------------- features
 
 
-@dataclass
-class Snapshot:
-    """What is known at a cut-off ``at``: the events before it and the tables built from them.
-
-    Build it with :func:`snapshot`. ``interactions`` is the user x item matrix of all events
-    before ``at`` over the shared indexes; ``user_features`` (by user index) and
-    ``item_features`` (by item index) are numeric tables; ``item_category`` / ``item_top``
-    hold category codes per item index; ``leaf_affinity`` and ``recent_affinity`` are sparse
-    user x category shares (all history / the last ``recent_days``).
-    """
-
-    at: pd.Timestamp
-    interactions: Interactions
-    recent: Interactions
-    user_features: pd.DataFrame
-    item_features: pd.DataFrame
-    item_category: np.ndarray
-    leaf_affinity: sp.csr_matrix
-    recent_affinity: sp.csr_matrix
-    top_affinity: np.ndarray
-    item_top: np.ndarray
-    user_brand: np.ndarray
-    item_brand: np.ndarray
-
-
-def _row_shares(matrix: sp.spmatrix) -> sp.csr_matrix:
-    matrix = sp.csr_matrix(matrix, dtype=np.float64)
-    totals = np.asarray(matrix.sum(axis=1)).ravel()
-    return sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1e-12)) @ matrix)
-
-
-def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
-    return categories.get_indexer(pd.Index(values.astype(object).fillna("unknown")))
-
-
 def snapshot(events: pd.DataFrame, at, users: IdIndex, items: IdIndex, item_table: pd.DataFrame,
-             user_table: pd.DataFrame | None = None, recent_days: float = 14.0) -> Snapshot:
-    """Everything the ranker may know at ``at``: only rows of ``events`` strictly before ``at`` are used."""
+             user_table: pd.DataFrame | None = None, recent_days: float = 14.0) -> FeatureTables:
+    """Everything the ranker may know at ``at`` (only rows of ``events`` strictly before it):
+    :func:`~recsys_utils.features.pairs.build_feature_tables` over the shared indexes."""
     for column in (USER, ITEM, TIMESTAMP):
         if column not in events.columns:
             raise KeyError(f"snapshot: events lack column '{column}'; columns are {list(events.columns)}")
-    at = pd.Timestamp(at)
-    time = pd.to_datetime(events[TIMESTAMP])
-    past = events[(time < at).to_numpy()]
-    if past.empty:
-        raise ValueError(f"snapshot: no events before {at}")
-    recent_rows = past[(pd.to_datetime(past[TIMESTAMP]) >= at - recent_days * DAY).to_numpy()]
-    matrix = Interactions.from_frame(past, users, items, drop_unknown=True)
-    recent = Interactions.from_frame(recent_rows, users, items, drop_unknown=True)
     if ITEM not in item_table.columns:
         raise KeyError(f"snapshot: the item table has no '{ITEM}' column")
-    table = item_table.drop_duplicates(ITEM).set_index(ITEM).reindex(items.ids)
-
-    # user features: the profile of notebook 02, at the same cut-off
-    profile = user_profile(past, item_table, user_table, at=at)
-    user_frame = profile.reindex(users.ids)
-    user_features = pd.DataFrame(index=pd.RangeIndex(len(users)))
-    for column in USER_COLUMNS:
-        if column in user_frame.columns:
-            user_features[f"user_{column}"] = pd.to_numeric(user_frame[column], errors="coerce").to_numpy()
-
-    # item features: popularity and its momentum, conversion, freshness (a context feature), price
-    weeks = max((at - pd.to_datetime(past[TIMESTAMP]).min()) / pd.Timedelta(weeks=1), 1e-9)
-    counts = matrix.item_counts().astype(np.float64)
-    recent_week = Interactions.from_frame(recent_rows[(pd.to_datetime(recent_rows[TIMESTAMP])
-                                                       >= at - 7 * DAY).to_numpy()], users, items, drop_unknown=True)
-    week_counts = recent_week.item_counts().astype(np.float64)
-    item_features = pd.DataFrame(index=pd.RangeIndex(len(items)))
-    item_features["item_log_users"] = np.log1p(counts)
-    item_features["item_log_users_7d"] = np.log1p(week_counts)
-    item_features["item_trend"] = np.log1p(week_counts) - np.log1p(counts / weeks)
-    if EVENT in past.columns:
-        index = items.to_index(past[ITEM].to_numpy(), missing="ignore")
-        ok = index >= 0
-        views = np.bincount(index[ok & (past[EVENT] == VIEW).to_numpy()], minlength=len(items))
-        buys = np.bincount(index[ok & (past[EVENT] == PURCHASE).to_numpy()], minlength=len(items))
-        item_features["item_purchase_rate"] = (buys + 0.1) / (views + 5.0)
-    if "launch_time" in table.columns:
-        item_features["item_age_days"] = ((at - pd.to_datetime(table["launch_time"])) / DAY).to_numpy()
-    if PRICE in table.columns:
-        price = pd.to_numeric(table[PRICE], errors="coerce")
-        item_features["item_log_price"] = np.log(price.clip(lower=0.01)).to_numpy()
-        item_features["item_rel_price"] = relative_log_price(item_table).reindex(items.ids).to_numpy()
-
-    # category codes and user x category affinities (cross features)
-    leaf = table[CATEGORY] if CATEGORY in table.columns else pd.Series("all", index=table.index)
-    leaves = pd.Index(pd.unique(leaf.astype(object).fillna("unknown")))
-    item_category = _codes(leaf, leaves)
-    onehot = sp.csr_matrix((np.ones(len(items)), (np.arange(len(items)), item_category)),
-                           shape=(len(items), len(leaves)))
-    top_column = category_column(item_table)
-    share_columns = [c for c in profile.columns if str(c).startswith(CATEGORY_PREFIX)]
-    tops = pd.Index([c[len(CATEGORY_PREFIX):] for c in share_columns])
-    item_top = _codes(table[top_column], tops) if top_column else np.full(len(items), -1)
-    if "other" in tops:
-        item_top[item_top < 0] = tops.get_loc("other")
-    top_affinity = np.nan_to_num(user_frame[share_columns].to_numpy(dtype=np.float64)) if share_columns else \
-        np.zeros((len(users), 0))
-    brands = pd.Index(pd.unique(table[BRAND].astype(object).fillna("unknown"))) if BRAND in table.columns else \
-        pd.Index([])
-    item_brand = _codes(table[BRAND], brands) if BRAND in table.columns else np.full(len(items), -1)
-    user_brand = (_codes(user_frame["fav_brand"], brands) if "fav_brand" in user_frame.columns
-                  else np.full(len(users), -2))
-    user_brand[user_brand < 0] = -2
-    return Snapshot(at, matrix, recent, user_features, item_features, item_category,
-                    _row_shares(matrix.matrix @ onehot), _row_shares(recent.matrix @ onehot),
-                    top_affinity, item_top, user_brand, item_brand)
+    at = pd.Timestamp(at)
+    if not (pd.to_datetime(events[TIMESTAMP]) < at).any():
+        raise ValueError(f"snapshot: no events before {at}")
+    return build_feature_tables(events, item_table.drop_duplicates(ITEM), user_table, at=at, user_index=users,
+                                item_index=items, recent_days=recent_days)
 
 
-def pair_features(candidates: pd.DataFrame, snap: Snapshot, channel_columns: bool = True) -> pd.DataFrame:
-    """Feature table of (user, item) pairs: user, item, cross, context and recall features.
+def pair_features(candidates: pd.DataFrame, snap: FeatureTables, channel_columns: bool = True) -> pd.DataFrame:
+    """The ranker's feature table of (user, item) candidates: the builder's :data:`RANKER_COLUMNS`
+    plus, when ``channel_columns``, the candidates' ``score_*``, ``rank_*``, ``n_sources`` and
+    ``position`` columns as ``recall_*`` features.
 
     ``candidates`` needs ``user_index`` and ``item_index`` (as made by
-    :func:`~recsys_utils.pipeline.recall.generate_candidates`); its ``score_*``, ``rank_*``,
-    ``n_sources`` and ``position`` columns are kept as recall features when ``channel_columns``.
-    ``item_category`` is a pandas categorical (LightGBM splits on it natively).
+    :func:`~recsys_utils.pipeline.recall.generate_candidates`). ``item_category`` is a pandas
+    categorical (LightGBM splits on it natively).
     """
     for column in (USER_INDEX, ITEM_INDEX):
         if column not in candidates.columns:
             raise KeyError(f"pair_features: candidates lack column '{column}'")
-    u = candidates[USER_INDEX].to_numpy()
-    i = candidates[ITEM_INDEX].to_numpy()
-    out = pd.concat([snap.user_features.iloc[u].reset_index(drop=True),
-                     snap.item_features.iloc[i].reset_index(drop=True)], axis=1)
-    out["item_category"] = pd.Categorical(snap.item_category[i], categories=np.arange(snap.item_category.max() + 1))
-    leaf = snap.item_category[i]
-    out["cross_leaf_affinity"] = np.asarray(snap.leaf_affinity[u, leaf]).ravel()
-    out["cross_recent_leaf_affinity"] = np.asarray(snap.recent_affinity[u, leaf]).ravel()
-    top = snap.item_top[i]
-    out["cross_top_affinity"] = np.where(top >= 0, snap.top_affinity[u, np.maximum(top, 0)], 0.0) \
-        if snap.top_affinity.shape[1] else 0.0
-    out["cross_fav_brand"] = (snap.user_brand[u] == snap.item_brand[i]).astype(np.float64)
-    if "item_rel_price" in out and "user_price_index" in out:
-        out["cross_price_gap"] = out["item_rel_price"] - out["user_price_index"]
+    out = build_pair_features(snap, candidates[USER_INDEX].to_numpy(), candidates[ITEM_INDEX].to_numpy(),
+                              RANKER_COLUMNS)
     if channel_columns:
         keep = [c for c in candidates.columns if c.startswith(("score_", "rank_")) or c in ("n_sources", "position")]
         out = pd.concat([out, candidates[keep].reset_index(drop=True).add_prefix("recall_")], axis=1)
@@ -200,13 +116,15 @@ def sample_negatives(labels: np.ndarray, rate: float, seed: int = 42) -> np.ndar
 
 
 class Ranker:
-    """A pointwise or listwise ranker over candidate features.
+    """A pointwise or listwise ranker over candidate features (the package's one learned ranker).
 
     ``kind``: ``"lgbm"`` (LightGBM binary: a CTR model), ``"lambdarank"`` (LightGBM LambdaRank
-    on each user's candidate list) or ``"logistic"`` (standardised logistic regression on the
-    numeric features; categorical columns are dropped). ``negative_rate`` subsamples negatives
-    during :meth:`fit`; :meth:`predict_proba` undoes the sampling with a prior correction
-    ``p / (p + (1 - p) / rate)`` so probabilities refer to the full candidate population.
+    on each user's candidate list) or ``"logistic"`` (median-imputed, standardised logistic
+    regression on the numeric features; categorical columns are dropped). ``negative_rate``
+    subsamples negatives during :meth:`fit`; :meth:`predict_proba` undoes the sampling with a prior
+    correction ``p / (p + (1 - p) / rate)`` so probabilities refer to the full candidate population.
+    LightGBM ``params`` override the defaults (e.g. ``n_estimators``, ``num_leaves``); ``C`` is the
+    logistic regression's inverse regularisation.
     """
 
     def __init__(self, kind: str = "lgbm", negative_rate: float = 1.0, seed: int = 42,
@@ -237,51 +155,81 @@ class Ranker:
         x, y = features[keep], labels[keep]
         self.columns_ = list(features.columns)
         if self.kind == "logistic":
-            from sklearn.impute import SimpleImputer
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.pipeline import make_pipeline
-            from sklearn.preprocessing import StandardScaler
-
-            self.numeric_ = [c for c in self.columns_ if not isinstance(features[c].dtype, pd.CategoricalDtype)]
-            self.model_ = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                                        LogisticRegression(C=self.params.get("C", 1.0), max_iter=1000))
-            self.model_.fit(x[self.numeric_].to_numpy(dtype=np.float64), y)
+            self._fit_logistic(features, x, y)
             return self
         import lightgbm as lgb
 
         if self.kind == "lgbm":
-            self.model_ = lgb.LGBMClassifier(objective="binary", **self._lgbm_params())
-            self.model_.fit(x, y)
-            return self
-        if users is None:
-            raise ValueError("Ranker.fit: LambdaRank needs each row's user (users=...)")
-        users = np.asarray(users)[keep]
-        order = np.argsort(users, kind="stable")
-        _, group = np.unique(users[order], return_counts=True)
-        self.model_ = lgb.LGBMRanker(objective="lambdarank", **self._lgbm_params())
-        self.model_.fit(x.iloc[order], y[order], group=group)
+            model = lgb.LGBMClassifier(objective="binary", **self._lgbm_params())
+            model.fit(x, y)
+        else:
+            if users is None:
+                raise ValueError("Ranker.fit: LambdaRank needs each row's user (users=...)")
+            users = np.asarray(users)[keep]
+            order = np.argsort(users, kind="stable")
+            _, group = np.unique(users[order], return_counts=True)
+            model = lgb.LGBMRanker(objective="lambdarank", **self._lgbm_params())
+            model.fit(x.iloc[order], y[order], group=group)
+        self.booster_ = model.booster_
         return self
 
+    def _fit_logistic(self, features: pd.DataFrame, x: pd.DataFrame, y: np.ndarray) -> None:
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.numeric_ = [c for c in self.columns_ if not isinstance(features[c].dtype, pd.CategoricalDtype)]
+        model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                              LogisticRegression(C=self.params.get("C", 1.0), max_iter=1000))
+        model.fit(x[self.numeric_].to_numpy(dtype=np.float64), y)
+        self.median_, self.mean_ = model[0].statistics_, model[1].mean_
+        self.scale_, self.coef_ = model[1].scale_, model[-1].coef_.ravel()
+        self.intercept_ = float(model[-1].intercept_[0])
+
     def _check(self) -> None:
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "columns_"):
             raise RuntimeError("Ranker is not fitted: call fit(features, labels) first")
+
+    def _raw(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Raw scores: the linear predictor (logistic) or the boosted trees' sum (LightGBM).
+
+        ``features`` is a table with the training columns, or (the fast path for serving) a numeric
+        array whose columns are the training columns in their order (no categorical columns).
+        """
+        self._check()
+        if isinstance(features, np.ndarray):
+            if features.ndim != 2 or features.shape[1] != len(self.columns_):
+                raise ValueError(f"Ranker: features array has shape {features.shape}, expected (n, "
+                                 f"{len(self.columns_)}) in the training column order")
+            if self.kind == "logistic":
+                x = features[:, [self.columns_.index(c) for c in self.numeric_]].astype(np.float64)
+            else:
+                x = features
+        else:
+            x = features[self.numeric_ if self.kind == "logistic" else self.columns_]
+        if self.kind == "logistic":
+            x = np.asarray(x, dtype=np.float64)
+            x = np.where(np.isnan(x), self.median_, x)
+            return ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return np.asarray(self.booster_.predict(x, raw_score=True, num_threads=self.n_threads), dtype=np.float64)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Ranking scores (higher = better): probabilities for the classifiers, raw scores for LambdaRank."""
-        self._check()
         if self.kind == "lambdarank":
-            return np.asarray(self.model_.predict(features[self.columns_]), dtype=np.float64)
+            return self._raw(features)
         return self.predict_proba(features)
+
+    def score_pairs(self, features: pd.DataFrame) -> np.ndarray:
+        """One score per (user, item) row of ``features`` (higher = better): :meth:`predict`."""
+        return self.predict(features)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """P(click) corrected for negative subsampling (classifiers only)."""
         self._check()
         if self.kind == "lambdarank":
             raise TypeError("Ranker.predict_proba: LambdaRank scores are not probabilities")
-        if self.kind == "logistic":
-            p = self.model_.predict_proba(features[self.numeric_].to_numpy(dtype=np.float64))[:, 1]
-        else:
-            p = self.model_.predict_proba(features[self.columns_])[:, 1]
+        p = 1.0 / (1.0 + np.exp(-self._raw(features)))
         rate = self.negative_rate
         return p / (p + (1.0 - p) / rate) if rate < 1 else p
 
@@ -289,10 +237,39 @@ class Ranker:
         """Total split gain per feature (LightGBM) or |standardised coefficient| (logistic), descending."""
         self._check()
         if self.kind == "logistic":
-            coef = np.abs(self.model_[-1].coef_.ravel())
-            return pd.Series(coef, index=self.numeric_).sort_values(ascending=False)
-        gain = self.model_.booster_.feature_importance(importance_type="gain")
+            return pd.Series(np.abs(self.coef_), index=self.numeric_).sort_values(ascending=False)
+        gain = self.booster_.feature_importance(importance_type="gain")
         return pd.Series(gain, index=self.columns_).sort_values(ascending=False)
+
+    # -- saving without pickle --------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted ranker as plain arrays (a JSON ``state`` and numbers or the trees as text)."""
+        self._check()
+        state = {"kind": self.kind, "negative_rate": self.negative_rate, "n_threads": self.n_threads,
+                 "columns": self.columns_, "numeric": getattr(self, "numeric_", None)}
+        arrays = {"state": np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)}
+        if self.kind == "logistic":
+            arrays.update(median=self.median_, mean=self.mean_, scale=self.scale_, coef=self.coef_,
+                          intercept=np.array([self.intercept_]))
+        else:
+            arrays["booster"] = np.frombuffer(self.booster_.model_to_string().encode(), dtype=np.uint8)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Ranker:
+        """The ranker saved by :meth:`to_arrays`."""
+        state = json.loads(bytes(arrays["state"]).decode())
+        ranker = cls(state["kind"], negative_rate=state["negative_rate"], n_threads=state["n_threads"])
+        ranker.columns_ = state["columns"]
+        if ranker.kind == "logistic":
+            ranker.numeric_ = state["numeric"]
+            ranker.median_, ranker.mean_, ranker.scale_ = arrays["median"], arrays["mean"], arrays["scale"]
+            ranker.coef_, ranker.intercept_ = arrays["coef"], float(arrays["intercept"][0])
+        else:
+            import lightgbm as lgb
+
+            ranker.booster_ = lgb.Booster(model_str=bytes(arrays["booster"]).decode())
+        return ranker
 
 
 # ----------------------------------------------------------------------------------- lists

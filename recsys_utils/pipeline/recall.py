@@ -88,7 +88,7 @@ class RecentCategories(Recommender):
 
 
 def build_channels(events: pd.DataFrame, at, users: IdIndex, items: IdIndex, item_table: pd.DataFrame,
-                   ease_l2: float = 500.0, knn_neighbours: int = 100, als_factors: int = 64,
+                   ease_l2: float = 500.0, knn_neighbours: int = 100, als_dim: int = 64,
                    popularity_days: float = 7.0, category_days: float = 14.0,
                    ) -> tuple[dict[str, Recommender], Interactions]:
     """The course's seven recall channels, fitted on the events strictly before ``at``.
@@ -118,7 +118,7 @@ def build_channels(events: pd.DataFrame, at, users: IdIndex, items: IdIndex, ite
     channels: dict[str, Recommender] = {
         "ease": EASE(l2=ease_l2).fit(history),
         "item_knn": knn,
-        "als": ALS(factors=als_factors, regularization=0.1, alpha=1.0, iterations=10).fit(history),
+        "als": ALS(dim=als_dim, l2=0.1, alpha=1.0, epochs=10).fit(history),
         "popularity_7d": PopularityRecommender().fit(recent_week),
         "content": ContentRecommender(item_content_matrix(item_table, items)).fit(history),
         "recent_categories": RecentCategories(category, popularity=recent_week).fit(
@@ -242,6 +242,60 @@ def merge_lists(lists: list[np.ndarray], quotas: np.ndarray, n: int) -> tuple[np
     return out, out_bits
 
 
+def channel_ranks(tops: list[np.ndarray], n_items: int) -> list[np.ndarray]:
+    """Each channel's 1-based rank of every item, ``(n_rows, n_items)`` (0 = not in its list)."""
+    out = []
+    for top in tops:
+        rank = np.zeros((top.shape[0], n_items), dtype=np.float32)
+        rows, pos = np.nonzero(top >= 0)
+        rank[rows, top[rows, pos]] = pos + 1
+        out.append(rank)
+    return out
+
+
+def recall_batch(scores: list[np.ndarray], n_channel: int, n_merged: int, quotas: np.ndarray,
+                 exclude: sp.spmatrix | None = None, available: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Recall for one batch of users from each channel's scores ``(n_rows, n_items)``.
+
+    Cells of ``exclude`` (e.g. seen items) and items outside ``available`` score ``-inf``; each
+    channel keeps its top ``n_channel`` (:func:`~recsys_utils.core.topk.top_k`, ``-1`` where fewer
+    items score), and :func:`merge_lists` merges them into ``n_merged`` distinct candidates by
+    ``quotas``. Returns ``(items, sources, tops, scores)``: the merged ``(n_rows, n_merged)``
+    candidates and their channel bit masks, every channel's list and its masked float32 scores.
+    The one recall of the package: :func:`generate_candidates` and the serving pipeline use it.
+    """
+    masked, tops = [], []
+    for score in scores:
+        s = np.array(score, dtype=np.float32)
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude)
+            s[np.repeat(np.arange(s.shape[0]), np.diff(exclude.indptr)), exclude.indices] = -np.inf
+        if available is not None:
+            s[:, ~available] = -np.inf
+        top = top_k(s, n_channel)
+        top[~np.isfinite(np.take_along_axis(s, np.maximum(top, 0), axis=1))] = -1
+        masked.append(s)
+        tops.append(top)
+    items, bits = merge_lists(tops, np.asarray(quotas, dtype=np.float64), n_merged)
+    return items, bits, tops, masked
+
+
+def _candidate_rows(batch: np.ndarray, names: list[str], items: np.ndarray, bits: np.ndarray,
+                    tops: list[np.ndarray], scores: list[np.ndarray]) -> pd.DataFrame:
+    """One row per merged candidate with its position, sources and every channel's score and rank."""
+    rows, pos = np.nonzero(items >= 0)
+    cand = items[rows, pos]
+    part = {USER_INDEX: batch[rows], ITEM_INDEX: cand, "position": pos, "sources": bits[rows, pos]}
+    n_items = scores[0].shape[1] if scores else 0
+    for name, s, rank in zip(names, scores, channel_ranks(tops, n_items), strict=True):
+        value = s[rows, cand].astype(np.float64)
+        part[f"score_{name}"] = np.where(np.isfinite(value), value, np.nan)
+        value = rank[rows, cand]
+        part[f"rank_{name}"] = np.where(value > 0, value, np.nan)
+    return pd.DataFrame(part)
+
+
 def generate_candidates(channels: dict[str, Recommender], train: Interactions, user_indices, n: int = 200,
                         quotas: dict[str, float] | None = None, exclude_seen: bool = True,
                         available: np.ndarray | None = None, batch_size: int = 1024) -> Candidates:
@@ -274,33 +328,13 @@ def generate_candidates(channels: dict[str, Recommender], train: Interactions, u
     parts = []
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        exclude = train.matrix[batch] if exclude_seen else None
-        scores, tops = [], []
-        for name in names:
-            s = np.array(channels[name].score(batch), dtype=np.float32)
-            if exclude is not None:
-                s[np.repeat(np.arange(len(batch)), np.diff(exclude.indptr)), exclude.indices] = -np.inf
-            if available is not None:
-                s[:, ~available] = -np.inf
-            top = top_k(s, n)
-            top[~np.isfinite(np.take_along_axis(s, np.maximum(top, 0), axis=1))] = -1
-            scores.append(s)
-            tops.append(top)
-            channel_items[name][start:start + len(batch)] = top
-        items, bits = merge_lists(tops, weights, n)
+        scores = [channels[name].score(batch) for name in names]
+        items, bits, tops, scores = recall_batch(scores, n, n, weights, train.matrix[batch] if exclude_seen else None,
+                                                 available)
         merged[start:start + len(batch)] = items
-        rows, pos = np.nonzero(items >= 0)
-        cand = items[rows, pos]
-        part = {USER_INDEX: batch[rows], ITEM_INDEX: cand, "position": pos, "sources": bits[rows, pos]}
-        for name, s, top in zip(names, scores, tops, strict=True):
-            value = s[rows, cand].astype(np.float64)
-            part[f"score_{name}"] = np.where(np.isfinite(value), value, np.nan)
-            rank = np.zeros(s.shape, dtype=np.float32)
-            tr, tp = np.nonzero(top >= 0)
-            rank[tr, top[tr, tp]] = tp + 1
-            value = rank[rows, cand]
-            part[f"rank_{name}"] = np.where(value > 0, value, np.nan)
-        parts.append(pd.DataFrame(part))
+        for name, top in zip(names, tops, strict=True):
+            channel_items[name][start:start + len(batch)] = top
+        parts.append(_candidate_rows(batch, names, items, bits, tops, scores))
     frame = pd.concat(parts, ignore_index=True)
     bits = frame["sources"].to_numpy()
     frame.insert(4, "n_sources", sum(((bits >> c) & 1) for c in range(len(names))).astype(np.int64))

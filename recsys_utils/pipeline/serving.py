@@ -1,13 +1,17 @@
 """The serving pipeline: recall channels → learned ranker → business rules → diversity → sponsored slot.
 
 Everything the pipeline needs at request time is plain arrays (factor matrices, an item-item
-matrix, a popularity vector, the ranker's coefficients), so it is saved with ``numpy.savez``
+matrix, a popularity vector, the ranker's coefficients or trees), so it is saved with ``numpy.savez``
 (``allow_pickle=False``) and loaded without unpickling anything, behind a format-version check.
+It reuses the package's stages rather than its own: recall is
+:func:`recsys_utils.pipeline.recall.recall_batch`, the pair features come from the one builder
+(:mod:`recsys_utils.features.pairs`, :data:`~recsys_utils.features.pairs.SERVING_COLUMNS`) and the
+ranker is :class:`recsys_utils.pipeline.ranking.Ranker`.
 
 Stages, for a batch of users at once:
 
 1. **recall** (召回): each channel scores the whole catalogue, seen items are removed, its top
-   ``n_recall`` items are kept; the channels' lists are merged and deduplicated;
+   ``n_recall`` items are kept; the channels' lists are merged (round-robin) and deduplicated;
 2. **rank** (排序): a logistic regression or gradient-boosted trees on per-candidate features (each
    channel's reciprocal rank and per-user standardised score, item log-popularity, the user's
    affinity to the item's category and activity, item features such as recent popularity and
@@ -23,8 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
+from recsys_utils.core.io import atomic_write
+from recsys_utils.features.items import item_features as item_feature_table
+from recsys_utils.features.pairs import (
+    SERVING_COLUMNS,
+    SERVING_ITEM_COLUMNS,
+    history_columns,
+    item_table_columns,
+    log_item_users,
+)
+from recsys_utils.pipeline.ranking import Ranker
+from recsys_utils.pipeline.recall import channel_ranks, recall_batch
 from recsys_utils.pipeline.rerank import (
     PAD,
     BusinessRules,
@@ -34,13 +50,7 @@ from recsys_utils.pipeline.rerank import (
     mmr,
     sparse_lookup,
 )
-
-FORMAT = "recsys_utils.pipeline.serving"
-FORMAT_VERSION = 1
-
-
-class PipelineFormatError(ValueError):
-    """A saved pipeline file that this version cannot load (the message says why)."""
+from recsys_utils.pipeline.serving_file import FORMAT, FORMAT_VERSION, PipelineFormatError, read_pipeline_file
 
 
 @dataclass
@@ -109,21 +119,14 @@ class ServingPipeline:
     item_category: np.ndarray
     n_recall: int = 100
     item_features: dict[str, np.ndarray] = field(default_factory=dict)  # one float per item each
-    ranker: np.ndarray | None = None  # logistic-regression coefficients, intercept last
-    feature_mean: np.ndarray | None = None
-    feature_scale: np.ndarray | None = None
-    booster: str | None = None  # a LightGBM model as text (fit_ranker(kind="gbdt"))
+    ranker: Ranker | None = None  # fit_ranker or copy_ranker
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.history = sp.csr_matrix(self.history, dtype=np.float32)
-        counts = np.asarray((self.history > 0).sum(axis=0)).ravel()
-        self._log_popularity = np.log1p(counts).astype(np.float32)
-        n_categories = int(self.item_category.max()) + 1
-        self._category_onehot = sp.csr_matrix(
-            (np.ones(len(self.item_category), dtype=np.float32), (np.arange(len(self.item_category)),
-                                                                  self.item_category)),
-            shape=(len(self.item_category), n_categories))
+        self.item_category = np.asarray(self.item_category, dtype=np.int64)
+        self._log_popularity = log_item_users(self.history).astype(np.float32)
+        self._n_categories = int(self.item_category.max()) + 1
 
     # ----------------------------------------------------------------- recall and features
 
@@ -132,8 +135,7 @@ class ServingPipeline:
         names = []
         for channel in self.channels:
             names += [f"{channel.name}:reciprocal_rank", f"{channel.name}:score_z"]
-        return names + ["item:log_popularity", "user:category_affinity", "user:log_activity"] + [
-            f"item:{n}" for n in self.item_features]
+        return names + list(SERVING_COLUMNS) + [f"item:{n}" for n in self.item_features]
 
     def recall(self, user_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Merged candidates ``(n, C)``, their features ``(n, C, F)`` and each channel's own top list."""
@@ -141,78 +143,57 @@ class ServingPipeline:
         seen = self.history[user_indices]
         n_items = self.history.shape[1]
         n_recall = min(self.n_recall, n_items)
-        rows = np.arange(len(user_indices))
-        per_channel, scores, ranks = {}, [], []
-        for channel in self.channels:
-            score = np.asarray(channel.score(user_indices, self.history), dtype=np.float32)
-            score[seen.nonzero()] = -np.inf
-            top = np.argpartition(-score, n_recall - 1, axis=1)[:, :n_recall]
-            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, axis=1), axis=1), axis=1)
-            top = np.where(np.isfinite(np.take_along_axis(score, top, axis=1)), top, PAD)
-            rank = np.full(score.shape, np.inf, dtype=np.float32)
-            valid = top >= 0
-            rank[np.repeat(rows, n_recall)[valid.ravel()], top[valid]] = np.tile(np.arange(n_recall), len(rows))[
-                valid.ravel()]
-            per_channel[channel.name] = top
-            finite = np.where(np.isfinite(score), score, np.nan)
-            mean, std = np.nanmean(finite, axis=1, keepdims=True), np.nanstd(finite, axis=1, keepdims=True)
-            scores.append(np.nan_to_num((finite - mean) / np.where(std > 0, std, 1.0), nan=-10.0))
-            ranks.append(rank)
-        candidates = dedupe_rows(np.hstack(list(per_channel.values())))
+        scores = [channel.score(user_indices, self.history) for channel in self.channels]
+        candidates, _, tops, masked = recall_batch(scores, n_recall, n_recall * len(self.channels),
+                                                   np.ones(len(self.channels)), seen)
         cells = np.where(candidates >= 0, candidates, 0)
         features = []
-        for score, rank in zip(scores, ranks, strict=True):
-            features.append(1.0 / (1.0 + np.take_along_axis(rank, cells, axis=1)))
-            features.append(np.take_along_axis(score, cells, axis=1))
-        features.append(self._log_popularity[cells])
-        affinity = np.asarray((seen @ self._category_onehot).todense(), dtype=np.float32)
-        affinity /= np.maximum(affinity.sum(axis=1, keepdims=True), 1.0)
-        features.append(np.take_along_axis(affinity, self.item_category[cells], axis=1))
-        activity = np.log1p(np.diff(seen.indptr)).astype(np.float32)  # lets trees treat light and heavy users apart
-        features.append(np.broadcast_to(activity[:, None], cells.shape))
+        for score, rank in zip(masked, channel_ranks(tops, n_items), strict=True):
+            rank = np.take_along_axis(rank, cells, axis=1)
+            features.append(np.where(rank > 0, 1.0 / np.maximum(rank, 1.0), 0.0))
+            finite = np.where(np.isfinite(score), score, np.nan)
+            mean, std = np.nanmean(finite, axis=1, keepdims=True), np.nanstd(finite, axis=1, keepdims=True)
+            z = np.nan_to_num((finite - mean) / np.where(std > 0, std, 1.0), nan=-10.0)
+            features.append(np.take_along_axis(z, cells, axis=1))
+        history = history_columns(seen, self.item_category, cells, self._n_categories)
+        history["item_log_users"] = self._log_popularity[cells]
+        features += [history[column] for column in SERVING_COLUMNS.values()]
         features += [np.asarray(values, dtype=np.float32)[cells] for values in self.item_features.values()]
+        per_channel = {channel.name: top for channel, top in zip(self.channels, tops, strict=True)}
         return candidates, np.stack(features, axis=2).astype(np.float32), per_channel
 
     # ----------------------------------------------------------------- ranker
 
+    def _frame(self, features: np.ndarray) -> pd.DataFrame:
+        names = [name.replace(":", "__") for name in self.feature_names]
+        return pd.DataFrame(features.reshape(-1, features.shape[-1]), columns=names)
+
     def fit_ranker(self, user_indices: np.ndarray, relevant: sp.csr_matrix, kind: str = "logistic",
                    c: float = 1.0, n_trees: int = 60, num_leaves: int = 7, learning_rate: float = 0.05,
                    min_data_in_leaf: int = 200, seed: int = 0) -> dict:
-        """Fit the ranker on candidates labelled by ``relevant`` (users x items, a period *after* the
-        channels' training data): ``kind="logistic"`` (a linear model) or ``"gbdt"`` (LightGBM
-        gradient-boosted trees, binary log-loss, Ke et al. 2017; the trees are kept as text).
-        Trees can use interactions a linear model cannot (e.g. trust EASE more for heavy users,
+        """Fit the package's :class:`~recsys_utils.pipeline.ranking.Ranker` on candidates labelled by
+        ``relevant`` (users x items, a period *after* the channels' training data): ``kind="logistic"``
+        (a linear model) or ``"gbdt"`` (LightGBM gradient-boosted trees, binary log-loss, Ke et al.
+        2017). Trees can use interactions a linear model cannot (e.g. trust EASE more for heavy users,
         popularity more for light ones). Returns a summary of the training data."""
         user_indices = np.asarray(user_indices, dtype=np.int64)
         relevant = sp.csr_matrix(relevant)
         if relevant.shape != self.history.shape:
             raise ValueError(f"fit_ranker: relevant has shape {relevant.shape}, the history {self.history.shape}")
+        if kind not in ("logistic", "gbdt"):
+            raise ValueError(f"fit_ranker: kind must be 'logistic' or 'gbdt', got {kind!r}")
         candidates, features, _ = self.recall(user_indices)
         labels = sparse_lookup(relevant[user_indices], np.where(candidates >= 0, candidates, 0))
         valid = candidates >= 0
-        x, y = features[valid], labels[valid]
+        x, y = self._frame(features[valid]), labels[valid]
         if y.sum() == 0:
             raise ValueError("fit_ranker: no relevant item among the candidates; cannot learn a ranker")
         if kind == "logistic":
-            from sklearn.linear_model import LogisticRegression
-
-            self.feature_mean, self.feature_scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-            model = LogisticRegression(C=c, max_iter=500)
-            model.fit((x - self.feature_mean) / self.feature_scale, y)
-            self.ranker, self.booster, self._booster = np.r_[model.coef_.ravel(), model.intercept_], None, None
-        elif kind == "gbdt":
-            import lightgbm as lgb
-
-            params = {"objective": "binary", "learning_rate": learning_rate, "num_leaves": num_leaves,
-                      "min_data_in_leaf": min_data_in_leaf, "feature_fraction": 0.9, "bagging_fraction": 0.8,
-                      "bagging_freq": 1, "seed": seed, "deterministic": True, "force_row_wise": True,
-                      "num_threads": 1, "verbose": -1}
-            names = [name.replace(":", "__") for name in self.feature_names]
-            booster = lgb.train(params, lgb.Dataset(x, y.astype(np.float32), feature_name=names),
-                                num_boost_round=n_trees)
-            self.booster, self.ranker, self._booster = booster.model_to_string(), None, booster
+            self.ranker = Ranker("logistic", C=c).fit(x, y)
         else:
-            raise ValueError(f"fit_ranker: kind must be 'logistic' or 'gbdt', got {kind!r}")
+            self.ranker = Ranker("lgbm", seed=seed, n_threads=1, n_estimators=n_trees, learning_rate=learning_rate,
+                                 num_leaves=num_leaves, min_child_samples=min_data_in_leaf, colsample_bytree=0.9,
+                                 subsample=0.8, subsample_freq=1, reg_lambda=0.0, force_row_wise=True).fit(x, y)
         rel = relevant[user_indices]
         return {"rows": int(len(y)), "positives": int(y.sum()),
                 "candidate_recall": float(y.sum() / rel.nnz) if rel.nnz else float("nan")}
@@ -221,34 +202,24 @@ class ServingPipeline:
         """Use ``other``'s fitted ranker (e.g. trained on an earlier period with the same features)."""
         if other.feature_names != self.feature_names:
             raise ValueError(f"copy_ranker: features differ: {other.feature_names} vs {self.feature_names}")
-        self.ranker, self.feature_mean, self.feature_scale = other.ranker, other.feature_mean, other.feature_scale
-        self.booster, self._booster = other.booster, getattr(other, "_booster", None)
+        self.ranker = other.ranker
         return self
+
+    def _check_ranker(self) -> Ranker:
+        if self.ranker is None:
+            raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
+        return self.ranker
 
     def feature_importance(self) -> dict[str, float]:
         """Gain importance (gbdt) or |standardised coefficient| (logistic) of each feature."""
-        if self.booster is not None:
-            return dict(zip(self.feature_names, self._gbdt().feature_importance("gain").tolist(), strict=True))
-        if self.ranker is None:
-            raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
-        return dict(zip(self.feature_names, np.abs(self.ranker[:-1]).tolist(), strict=True))
-
-    def _gbdt(self):
-        if getattr(self, "_booster", None) is None:
-            import lightgbm as lgb
-
-            self._booster = lgb.Booster(model_str=self.booster)
-        return self._booster
+        importance = self._check_ranker().feature_importance()
+        names = dict(zip([n.replace(":", "__") for n in self.feature_names], self.feature_names, strict=True))
+        return {names[key]: float(value) for key, value in importance.items()}
 
     def rank_scores(self, features: np.ndarray) -> np.ndarray:
-        """Ranker score of each candidate (``features``: ``(n, C, F)``)."""
-        if self.booster is not None:
-            flat = features.reshape(-1, features.shape[-1])
-            return self._gbdt().predict(flat, raw_score=True, num_threads=1).reshape(features.shape[:-1])
-        if self.ranker is None:
-            raise RuntimeError("ServingPipeline: the ranker is not fitted: call fit_ranker first")
-        z = (features - self.feature_mean) / self.feature_scale
-        return z @ self.ranker[:-1] + self.ranker[-1]
+        """Ranker score of each candidate (``features``: ``(n, C, F)``; higher = better)."""
+        flat = features.reshape(-1, features.shape[-1])  # columns in feature_names order: the fast path
+        return self._check_ranker().score_pairs(flat).reshape(features.shape[:-1])
 
     # ----------------------------------------------------------------- serving
 
@@ -316,9 +287,7 @@ class ServingPipeline:
         arrays = {"history_data": self.history.data, "history_indices": self.history.indices,
                   "history_indptr": self.history.indptr, "item_category": self.item_category}
         if self.ranker is not None:
-            arrays.update(ranker=self.ranker, feature_mean=self.feature_mean, feature_scale=self.feature_scale)
-        if self.booster is not None:
-            arrays["booster"] = np.frombuffer(self.booster.encode(), dtype=np.uint8)
+            arrays.update(_ranker_arrays(self.ranker))
         for name, values in self.item_features.items():
             arrays[f"item_feature__{name}"] = np.asarray(values)
         for number, channel in enumerate(self.channels):
@@ -329,43 +298,57 @@ class ServingPipeline:
                     "item_features": list(self.item_features),
                     "channels": [{"name": c.name, "kind": c.kind, "arrays": sorted(c.arrays)} for c in self.channels]}
         arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **arrays)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> ServingPipeline:
-        """Load a file written by :meth:`save`; refuses other formats and versions with a clear message."""
-        path = Path(path)
+        """Load a file written by :meth:`save`; anything else is a :class:`PipelineFormatError` naming the
+        file and the problem (:func:`~recsys_utils.pipeline.serving_file.read_pipeline_file`)."""
+        manifest, stored = read_pipeline_file(path)
+        history = sp.csr_matrix((stored["history_data"], stored["history_indices"], stored["history_indptr"]),
+                                shape=tuple(manifest["history_shape"]))
+        channels = [Channel(c["name"], c["kind"], {key: stored[f"channel{n}__{key}"] for key in c["arrays"]})
+                    for n, c in enumerate(manifest["channels"])]
+        item_features = {name: stored[f"item_feature__{name}"] for name in manifest["item_features"]}
+        pipeline = cls(channels, history, stored["item_category"], n_recall=manifest["n_recall"],
+                       item_features=item_features, meta=manifest["meta"])
         try:
-            stored = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise PipelineFormatError(f"{path}: not a saved pipeline ({error})") from None
-        with stored:
-            if "manifest" not in stored.files:
-                raise PipelineFormatError(f"{path}: no manifest; not written by ServingPipeline.save")
-            manifest = json.loads(bytes(stored["manifest"]).decode())
-            if manifest.get("format") != FORMAT:
-                raise PipelineFormatError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise PipelineFormatError(
-                    f"{path}: saved with pipeline format version {manifest.get('format_version')}, this "
-                    f"recsys_utils reads version {FORMAT_VERSION}; re-export the pipeline with this version")
-            history = sp.csr_matrix((stored["history_data"], stored["history_indices"], stored["history_indptr"]),
-                                    shape=tuple(manifest["history_shape"]))
-            channels = [Channel(c["name"], c["kind"], {key: stored[f"channel{n}__{key}"] for key in c["arrays"]})
-                        for n, c in enumerate(manifest["channels"])]
-            item_features = {name: stored[f"item_feature__{name}"] for name in manifest.get("item_features", [])}
-            pipeline = cls(channels, history, stored["item_category"], n_recall=manifest["n_recall"],
-                           item_features=item_features, meta=manifest.get("meta", {}))
-            if "ranker" in stored.files:
-                pipeline.ranker = stored["ranker"]
-                pipeline.feature_mean, pipeline.feature_scale = stored["feature_mean"], stored["feature_scale"]
-            if "booster" in stored.files:
-                pipeline.booster = bytes(stored["booster"]).decode()
+            pipeline.ranker = _load_ranker(stored, [n.replace(":", "__") for n in pipeline.feature_names])
+        except (KeyError, ValueError, IndexError) as error:
+            raise PipelineFormatError(f"{path}: the ranker's arrays do not fit the pipeline ({error})") from None
         return pipeline
+
+
+def _ranker_arrays(ranker: Ranker) -> dict[str, np.ndarray]:
+    """The ranker in the file's keys: ``booster`` (trees as text) or ``ranker`` (coefficients, intercept
+    last), ``feature_mean``, ``feature_scale`` and ``feature_median`` (missing values' fill)."""
+    arrays = ranker.to_arrays()
+    if ranker.kind == "lgbm":
+        return {"booster": arrays["booster"]}
+    if ranker.kind != "logistic" or ranker.negative_rate < 1 or ranker.numeric_ != ranker.columns_:
+        raise ValueError("ServingPipeline.save: the ranker must be a binary LightGBM or a logistic regression "
+                         "on every feature without negative sampling (as fit_ranker makes it)")
+    return {"ranker": np.r_[arrays["coef"], arrays["intercept"]], "feature_mean": arrays["mean"],
+            "feature_scale": arrays["scale"], "feature_median": arrays["median"]}
+
+
+def _load_ranker(stored, names: list[str]) -> Ranker | None:
+    """The :class:`Ranker` of a saved file (or ``None``); ``names`` are the pipeline's feature names."""
+    import json
+
+    state = {"negative_rate": 1.0, "n_threads": 1, "columns": names, "numeric": names}
+    if "booster" in stored:
+        return Ranker.from_arrays({"state": np.frombuffer(json.dumps({**state, "kind": "lgbm"}).encode(), np.uint8),
+                                   "booster": stored["booster"]})
+    if "ranker" not in stored:
+        return None
+    coef = stored["ranker"]
+    median = stored["feature_median"] if "feature_median" in stored else stored["feature_mean"]
+    return Ranker.from_arrays({"state": np.frombuffer(json.dumps({**state, "kind": "logistic"}).encode(), np.uint8),
+                               "coef": coef[:-1], "intercept": coef[-1:], "mean": stored["feature_mean"],
+                               "scale": stored["feature_scale"], "median": median})
 
 
 def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
@@ -374,19 +357,19 @@ def item_serving_features(events, items, item_ids: np.ndarray, cutoff,
     over the last ``recent_days`` (trends), age in days since launch, freshness
     ``clip(1 − age / fresh_days, 0, 1)`` (new items; 0 before launch) and log price.
 
-    A view of :func:`recsys_utils.features.items.item_features` (only events before ``cutoff``
-    count: no leakage) as float32 arrays; missing ages and prices take the catalogue's median.
+    The builder's item columns (:data:`~recsys_utils.features.pairs.SERVING_ITEM_COLUMNS` of
+    :func:`~recsys_utils.features.pairs.item_table_columns` on
+    :func:`~recsys_utils.features.items.item_features`; only events before ``cutoff`` count: no
+    leakage) as float32 arrays; missing ages and prices take the catalogue's median.
     """
-    from recsys_utils.features.items import item_features
-
-    table = item_features(items, events, at=cutoff, recent_days=recent_days).reindex(item_ids)
-    out = {"recent_log_popularity": np.log1p(table["recent_events"].fillna(0).to_numpy()).astype(np.float32)}
-    if "launch_time" in items.columns:
+    table = item_feature_table(items, events, at=cutoff, recent_days=recent_days).reindex(item_ids)
+    if "launch_time" in items.columns:  # a missing launch is an item of typical age
         age = table["age_days"].to_numpy(dtype=np.float64)
-        age = np.nan_to_num(age, nan=np.nanmedian(age))
-        out["age_days"] = age.astype(np.float32)
-        out["freshness"] = (np.clip(1.0 - age / fresh_days, 0.0, 1.0) * (age >= 0)).astype(np.float32)
-    if "price" in items.columns:
+        table["age_days"] = np.nan_to_num(age, nan=np.nanmedian(age))
+    if "price" in items.columns:  # a missing price is the median price
         price = table["price"].to_numpy(dtype=np.float64)
-        out["log_price"] = np.log(np.nan_to_num(price, nan=np.nanmedian(price)).clip(min=0.01)).astype(np.float32)
-    return out
+        table["log_price"] = np.log(np.nan_to_num(price, nan=np.nanmedian(price)).clip(min=0.01))
+        table["rel_price"] = table["rel_price"].fillna(0.0)
+    columns = item_table_columns(table, "launch_time" in items.columns, fresh_days)
+    return {name: columns[column].to_numpy(dtype=np.float32) for name, column in SERVING_ITEM_COLUMNS.items()
+            if column in columns}

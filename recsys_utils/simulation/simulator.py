@@ -14,6 +14,7 @@ import pandas as pd
 
 from recsys_utils.core.vocabulary import CART, ITEM, PURCHASE, RANK, USER
 from recsys_utils.data.interactions import Interactions
+from recsys_utils.data.world_truth import VIEWED_Z, funnel_probabilities, sigmoid, standardised_utility, utility
 from recsys_utils.models.base import Recommender
 
 
@@ -29,27 +30,30 @@ class Simulator:
 
     def expected(self, recommendations: pd.DataFrame, at=None) -> pd.DataFrame:
         """Add ``p_click`` and ``p_purchase`` (exact expectations) to a ``user_id, item_id, rank`` frame."""
-        from recsys_utils.data.world import VIEWED_Z, _sigmoid, funnel_probabilities, standardised_utility
-
         missing = [c for c in (USER, ITEM, RANK) if c not in recommendations.columns]
         if missing:
             raise KeyError(f"Simulator: recommendations lack column(s) {missing}")
-        if (recommendations[RANK] < 1).any():
-            raise ValueError("Simulator: ranks start at 1")
+        ranks = pd.to_numeric(recommendations[RANK], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks % 1 != 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"Simulator: rank must be a whole number >= 1 (ranks start at 1); row {row} has "
+                             f"{recommendations[RANK].iloc[row]!r}")
         world = self.world
         users = world.user_positions(recommendations[USER].to_numpy())
         items = world.item_positions(recommendations[ITEM].to_numpy())
         seconds = world.seconds(at)
         lat = world.latent
         z = standardised_utility(lat, users, items, seconds, world.config)
-        examine = 1.0 / np.log2(recommendations[RANK].to_numpy() + 1.0)
-        attract = _sigmoid(self.CLICK_BIAS + self.CLICK_SLOPE * (z - VIEWED_Z))
+        examine = 1.0 / np.log2(ranks + 1.0)
+        attract = sigmoid(self.CLICK_BIAS + self.CLICK_SLOPE * (z - VIEWED_Z))
         launched = lat.launch_seconds[items] <= seconds
-        p_click = examine * attract * launched
+        # an item not launched yet is never clicked (and before any launch the utility is undefined)
+        p_click = np.where(launched, examine * attract, 0.0)
         funnel = funnel_probabilities(lat, users, items, z)
         out = recommendations.copy()
         out["p_click"] = p_click
-        out["p_purchase"] = p_click * funnel[CART] * funnel[PURCHASE]
+        out["p_purchase"] = np.where(launched, p_click * funnel[CART] * funnel[PURCHASE], 0.0)
         return out
 
     def respond(self, recommendations: pd.DataFrame, at=None) -> pd.DataFrame:
@@ -86,8 +90,6 @@ class OracleRecommender(Recommender):
         self._items = self.world.item_positions(train.items.ids)
 
     def score(self, user_indices: np.ndarray) -> np.ndarray:
-        from recsys_utils.data.world import utility
-
         self._check_fitted()
         world = self.world
         scores = utility(

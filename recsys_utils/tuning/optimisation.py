@@ -15,16 +15,17 @@
   Pascanu et al. 2013);
 - ``on_epoch(epoch, value)``: called after every validation, e.g. to report to an Optuna trial.
 
-:func:`gradient_trace` runs the first optimisation steps of such a model by hand and records the
-loss and the gradient norm of every step, so an exploding run can be seen (and the clipped one
+:func:`gradient_trace` runs the first optimisation steps of such a model through the course loop with
+a :class:`~recsys_utils.models.train.callbacks.GradientTrace` callback and records the loss and the
+gradient norm of every step, so an exploding run can be seen (and the clipped one
 compared) before it turns into NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,8 @@ from recsys_utils.core.device import resolve_device
 from recsys_utils.core.seed import seed_everything
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.bpr_torch import MFNet, TorchBPR
+from recsys_utils.models.train.callbacks import GradientTrace
+from recsys_utils.models.train.loop import fit_torch
 
 __all__ = ["INITS", "OPTIMISERS", "TunableBPR", "gradient_trace"]
 
@@ -120,13 +123,20 @@ class TunableBPR(TorchBPR):
                 f"l2={self.l2}, l1={self.l1}, dropout={self.dropout}, clip_norm={self.clip_norm})")
 
 
-def gradient_trace(model: TunableBPR, train: Interactions, steps: int = 100) -> pd.DataFrame:
-    """The first ``steps`` optimisation steps of ``model``'s setup on ``train``, traced by hand.
+def _largest_embedding_norm(module: MFNet) -> dict[str, float]:
+    largest = max(module.user.weight.norm(dim=1).max(), module.item.weight.norm(dim=1).max())
+    return {"max_embedding_norm": float(largest)}
 
-    Builds the network, optimiser and batches exactly as ``model.fit`` would (same seed), then
-    records per step the loss, the total gradient norm *before* clipping, and the largest
-    embedding norm; ``model.clip_norm`` (if set) clips as in training. Stops at the first
-    non-finite loss (that row has ``loss = inf`` or NaN). ``model`` itself is not fitted.
+
+def gradient_trace(model: TunableBPR, train: Interactions, steps: int = 100) -> pd.DataFrame:
+    """The first ``steps`` optimisation steps of ``model``'s setup on ``train``, traced step by step.
+
+    Builds the network, optimiser and batches exactly as ``model.fit`` would (same seed) and trains
+    them with the course loop :func:`~recsys_utils.models.train.loop.fit_torch` and a
+    :class:`~recsys_utils.models.train.callbacks.GradientTrace` callback, which records per step the
+    loss, the total gradient norm *before* clipping and the largest embedding norm;
+    ``model.clip_norm`` (if set) clips as in training. Stops at the first non-finite loss or norm
+    (that row has ``loss = inf`` or NaN) instead of raising. ``model`` itself is not fitted.
     """
     if steps < 1:
         raise ValueError(f"gradient_trace: steps must be >= 1, got {steps}")
@@ -135,24 +145,7 @@ def gradient_trace(model: TunableBPR, train: Interactions, steps: int = 100) -> 
     module = model._build(train).to(device)
     optimizer = model._optimizer(module)
     batches = model._batches(train)
-    rows = []
-    epoch = 0
-    while len(rows) < steps:
-        epoch += 1
-        for users, pos, neg in batches(epoch):
-            batch = (users.to(device), pos.to(device), neg.to(device))
-            loss = model._loss(module, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            limit = model.clip_norm if model.clip_norm is not None else float("inf")
-            grad_norm = float(nn.utils.clip_grad_norm_(module.parameters(), limit))
-            with torch.no_grad():
-                weight = float(max(module.user.weight.norm(dim=1).max(), module.item.weight.norm(dim=1).max()))
-            rows.append({"step": len(rows) + 1, "loss": float(loss.detach()), "grad_norm": grad_norm,
-                         "max_embedding_norm": weight})
-            if not (np.isfinite(rows[-1]["loss"]) and np.isfinite(grad_norm)) or len(rows) >= steps:
-                break
-            optimizer.step()
-        if not np.isfinite(rows[-1]["loss"]) or not np.isfinite(rows[-1]["grad_norm"]):
-            break
-    return pd.DataFrame(rows).set_index("step")
+    trace = GradientTrace(max_steps=steps, extra=_largest_embedding_norm)
+    fit_torch(module, batches, model._loss, optimizer, epochs=math.ceil(steps / len(batches)),
+              clip_norm=model.clip_norm, device=device, progress=False, callbacks=[trace])
+    return pd.DataFrame(trace.rows).set_index("step")

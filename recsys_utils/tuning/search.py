@@ -5,7 +5,9 @@ Hyperparameter search (超参数搜索): :func:`grid_search` and :func:`random_s
 :func:`optuna_search`, Optuna's TPE sampler (Bergstra et al. 2011) seeded, with median pruning of
 unpromising trials (Akiba et al. 2019, "Optuna", KDD). Every search scores a configuration with
 :func:`validation_score` (full-catalogue NDCG@k on the *validation* interactions); the test split
-is never seen here, so the tuned model's test metric can be reported once, at the end.
+is never seen here, so the tuned model's test metric can be reported once, at the end. The model
+to tune is a name of :mod:`recsys_utils.models.registry` (``grid_search("ease", {"l2": [...]},
+...)``, with ``fixed`` settings and the search's ``seed``) or a factory ``build(**params)``.
 
 Fusion: :class:`BlendRecommender` adds the members' per-user normalised scores with weights
 (score blending; with ``normalise="rank"`` it is rank averaging, a Borda count); the weights are
@@ -30,6 +32,7 @@ from recsys_utils.core.topk import top_k
 from recsys_utils.data.holdout import evaluation_users, relevant_matrix
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.evaluation.protocol import evaluate
+from recsys_utils.models import registry
 from recsys_utils.models.base import Recommender
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "SearchResult",
     "blend_search",
     "grid_search",
+    "model_factory",
     "normalise_scores",
     "optuna_search",
     "random_search",
@@ -171,9 +175,35 @@ def blend_search(members: Mapping[str, Recommender], train: Interactions, valida
 # --------------------------------------------------------------------------------------------
 
 
-def validation_score(model: Recommender, train: Interactions, validation: Interactions, k: int = 10,
-                     metric: str = "ndcg") -> float:
-    """``metric@k`` of a fitted model on the validation interactions (full catalogue, warm users)."""
+#: what the searches tune: a registered model name or a factory ``build(**params) -> Recommender``
+ModelSource = str | Callable[..., Recommender]
+
+
+def model_factory(model: ModelSource, fixed: Mapping[str, Any] | None = None,
+                  seed: int | None = None) -> Callable[..., Recommender]:
+    """``build(**params)`` for a registered name (``registry.create(name, seed=seed, **fixed,
+    **params)``; ``seed`` only where the model takes one) or a factory (``fixed`` added to its
+    keywords; ``seed`` is left to the factory). Tried parameters override ``fixed`` ones."""
+    fixed = dict(fixed or {})
+    if isinstance(model, str):
+        registry.model_class(model)  # an unknown name fails here, listing the registered ones
+        return lambda **params: registry.create(model, seed=seed, **{**fixed, **params})
+    if not callable(model):
+        raise TypeError(f"expected a registered model name ({registry.names()}) or a factory "
+                        f"build(**params), got {type(model).__name__}")
+    return (lambda **params: model(**{**fixed, **params})) if fixed else model
+
+
+def validation_score(model: Recommender | str, train: Interactions, validation: Interactions, k: int = 10,
+                     metric: str = "ndcg", params: Mapping[str, Any] | None = None) -> float:
+    """``metric@k`` of a fitted model on the validation interactions (full catalogue, warm users).
+
+    ``model`` may be a registered name: it is built with ``params`` and fitted on ``train`` first.
+    """
+    if isinstance(model, str):
+        model = registry.create(model, **dict(params or {})).fit(train)
+    elif params:
+        raise ValueError("validation_score: params only apply to a model given by name")
     return float(evaluate(model, train, validation, k=k, metrics=(metric,))[f"{metric}@{k}"])
 
 
@@ -219,15 +249,18 @@ def _check_space(space: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{where}: the search space is empty")
 
 
-def grid_search(build: Callable[..., Recommender], space: Mapping[str, Sequence], train: Interactions,
+def grid_search(model: ModelSource, space: Mapping[str, Sequence], train: Interactions,
                 validation: Interactions, k: int = 10, metric: str = "ndcg", budget: int | None = None,
-                seed: int = 0) -> SearchResult:
-    """Try every combination of ``space`` (a dict of value lists); ``build(**params)`` makes a model.
+                seed: int = 0, fixed: Mapping[str, Any] | None = None) -> SearchResult:
+    """Try every combination of ``space`` (a dict of value lists) on the model of
+    :func:`model_factory` (a registered name or ``build(**params)``, plus ``fixed`` settings).
 
     With a ``budget`` smaller than the grid, a seeded random subset of the combinations is tried
-    (a grid is exhaustive only when it fits the budget).
+    (a grid is exhaustive only when it fits the budget). ``seed`` seeds that subset and a model
+    given by name.
     """
     _check_space(space, "grid_search")
+    build = model_factory(model, fixed, seed)
     names = list(space)
     combos = list(itertools.product(*(list(space[n]) for n in names)))
     if budget is not None and budget < len(combos):
@@ -257,13 +290,16 @@ def _draw(spec, rng: np.random.Generator):
     raise ValueError(f"random_search: cannot draw from {spec!r}; use a list or ('log'|'int'|'uniform', lo, hi)")
 
 
-def random_search(build: Callable[..., Recommender], space: Mapping[str, Any], train: Interactions,
+def random_search(model: ModelSource, space: Mapping[str, Any], train: Interactions,
                   validation: Interactions, n_trials: int = 10, k: int = 10, metric: str = "ndcg",
-                  seed: int = 0) -> SearchResult:
-    """``n_trials`` configurations drawn independently from ``space`` (seeded; see :func:`_draw`)."""
+                  seed: int = 0, fixed: Mapping[str, Any] | None = None) -> SearchResult:
+    """``n_trials`` configurations drawn independently from ``space`` (seeded; see :func:`_draw`)
+    for the model of :func:`model_factory` (a registered name or ``build(**params)``, plus
+    ``fixed`` settings); ``seed`` seeds the draws and a model given by name."""
     _check_space(space, "random_search")
     if n_trials < 1:
         raise ValueError(f"random_search: n_trials must be >= 1, got {n_trials}")
+    build = model_factory(model, fixed, seed)
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n_trials):
@@ -273,17 +309,38 @@ def random_search(build: Callable[..., Recommender], space: Mapping[str, Any], t
     return _result("random_search", rows, list(space))
 
 
-def optuna_search(objective: Callable[[dict, Callable[[int, float], None]], float],
+def _objective_for(name: str, train: Interactions | None, validation: Interactions | None,
+                   fixed: Mapping[str, Any] | None, seed: int, k: int, metric: str) -> Callable[[dict, Any], float]:
+    """The objective of a registered model: fit ``name`` with the trial's params, score on validation."""
+    if train is None or validation is None:
+        raise ValueError(f"optuna_search: tuning the registered model {name!r} needs train= and validation=")
+    build = model_factory(name, fixed, seed)
+
+    def objective(params: dict, report: Callable[[int, float], None]) -> float:
+        return validation_score(build(**params).fit(train), train, validation, k, metric)
+
+    return objective
+
+
+def optuna_search(objective: Callable[[dict, Callable[[int, float], None]], float] | str,
                   suggest: Callable[[Any], dict], n_trials: int = 20, seed: int = 0,
-                  pruning: bool = True, n_startup_trials: int = 5, n_warmup_steps: int = 2) -> SearchResult:
+                  pruning: bool = True, n_startup_trials: int = 5, n_warmup_steps: int = 2,
+                  train: Interactions | None = None, validation: Interactions | None = None,
+                  fixed: Mapping[str, Any] | None = None, k: int = 10, metric: str = "ndcg") -> SearchResult:
     """Optuna's TPE sampler (seeded) with a median pruner, maximising ``objective``.
 
     ``suggest(trial) -> params`` draws a configuration with ``trial.suggest_*``;
     ``objective(params, report) -> validation value`` trains and may call ``report(step, value)``
     after each epoch: with ``pruning`` a trial whose intermediate value falls below the median of
     earlier trials at that step is stopped (its row has ``state == "PRUNED"`` and no value).
+    ``objective`` may instead be a registered model name: each trial then fits
+    ``registry.create(name, seed=seed, **fixed, **params)`` on ``train`` and returns its
+    :func:`validation_score` (``metric@k`` on ``validation``; no intermediate reports).
     """
     import optuna
+
+    if isinstance(objective, str):
+        objective = _objective_for(objective, train, validation, fixed, seed, k, metric)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)

@@ -1,2 +1,2 @@
-"""The one torch training loop (:func:`~recsys_utils.models.train.loop.fit_torch`), its batches, history
-and checkpoints."""
+"""The one torch training loop (:func:`~recsys_utils.models.train.loop.fit_torch`), its callbacks
+(:mod:`~recsys_utils.models.train.callbacks`), batches, history and checkpoints."""

@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 
 @dataclass
 class History:
-    """What :func:`fit_torch` measured, one entry per epoch (epochs count from 1)."""
+    """What :func:`fit_torch` measured, one entry per epoch (epochs count from 1).
+
+    ``logs`` holds the per-epoch means of any other number a ``step_fn`` returned (e.g. a GAN's
+    ``critic_loss``), one list per name.
+    """
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -22,17 +27,20 @@ class History:
     metric_name: str = "val_metric"
     mode: str = "max"
     stopped_early: bool = False
+    logs: dict[str, list[float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.epoch)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per epoch: ``epoch, train_loss, val_metric, lr, seconds, best``."""
+        """One row per epoch: ``epoch, train_loss, val_metric, lr, seconds, best`` (then any ``logs``)."""
         frame = pd.DataFrame({
             "epoch": self.epoch, "train_loss": self.train_loss, "val_metric": self.val_metric,
             "lr": self.lr, "seconds": self.seconds,
         })
         frame["best"] = frame["epoch"] == self.best_epoch
+        for key, values in self.logs.items():
+            frame[key] = values
         return frame
 
     def to_dict(self) -> dict:
@@ -40,7 +48,8 @@ class History:
         return {"epoch": list(self.epoch), "train_loss": list(self.train_loss),
                 "val_metric": list(self.val_metric), "lr": list(self.lr), "seconds": list(self.seconds),
                 "best_epoch": self.best_epoch, "best_metric": self.best_metric,
-                "metric_name": self.metric_name, "mode": self.mode, "stopped_early": self.stopped_early}
+                "metric_name": self.metric_name, "mode": self.mode, "stopped_early": self.stopped_early,
+                "logs": {key: list(values) for key, values in self.logs.items()}}
 
     @property
     def total_seconds(self) -> float:
@@ -48,8 +57,6 @@ class History:
 
     def plot(self, ax=None, title: str | None = None):
         """Learning curves: training loss (left axis) and the validation metric (right axis)."""
-        import matplotlib.pyplot as plt
-
         if ax is None:
             _, ax = plt.subplots(figsize=(6.0, 3.5))
         ax.plot(self.epoch, self.train_loss, "o-", color="C0", label="train loss")

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys_utils.core.io import atomic_write_json
 from recsys_utils.core.paths import project_root
 from recsys_utils.core.seed import seed_everything
 from recsys_utils.data.datasets import dataset_names, load_dataset
@@ -129,6 +129,7 @@ def setup(notebook: str, seed: int = 42, dataset: str | None = None) -> CourseCo
     global _CURRENT
     name = _notebook_name(notebook)
     chosen = _choose_dataset(dataset)
+    _check_claim(name, chosen)
     seed_everything(seed)
 
     import torch
@@ -160,11 +161,36 @@ def setup(notebook: str, seed: int = 42, dataset: str | None = None) -> CourseCo
         data["versions"] = versions
         data["notebooks"].setdefault(name, {})["results"] = {}
 
+    last = load_results(ctx.results_path)["notebooks"].get(name, {}).get("seconds")
     _update(ctx.build_dir, update)
     print(f"[course] {name} | dataset={chosen} | device={device} | seed={ctx.seed} | "
           f"torch {versions.get('torch', '?')}, numpy {versions.get('numpy', '?')}, "
           f"pandas {versions.get('pandas', '?')}")
+    if last is not None:
+        print(f"[course] measured CPU time of this notebook's last full run: {last / 60:.1f} min")
     return ctx
+
+
+def notebook_header(name: str) -> dict:
+    """The ``recsys`` metadata of ``notebooks/<name>.ipynb`` (empty if there is no such file)."""
+    path = project_root() / "notebooks" / f"{name}.ipynb"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("recsys", {})
+
+
+def _check_claim(name: str, dataset: str) -> None:
+    """Refuse, in one line, a dataset the notebook does not run on (its metadata says which)."""
+    header = notebook_header(name)
+    claimed = header.get("datasets")
+    if claimed and dataset not in claimed:
+        needs = header.get("needs", "one of its datasets")
+        raise DatasetNotSupported(f"{name} does not run on {dataset!r}: it needs {needs} "
+                                  f"(it runs on {', '.join(claimed)})")
+
+
+class DatasetNotSupported(RuntimeError):
+    """A notebook was started on a dataset its metadata does not list."""
 
 
 def record(name: str, value: float | int | str) -> Any:
@@ -342,21 +368,5 @@ def _update(folder: Path, change: Callable[[dict], None]) -> dict:
     with _locked(folder):
         data = load_results(path)
         change(data)
-        _write_atomic(path, data)
+        atomic_write_json(path, data)  # strict JSON: a NaN result is refused, not written
     return data
-
-
-def _write_atomic(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
