@@ -138,3 +138,14 @@ def test_small_files_and_functions():
                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                       and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert long_files == {} and long_functions == []
+
+
+def test_the_module_map_in_contributing_lists_every_module():
+    import sys
+
+    sys.path.insert(0, str(PACKAGE.parent / "scripts"))
+    from module_map import BEGIN, END, table
+
+    text = (PACKAGE.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    current = text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
+    assert current == table(), "CONTRIBUTING.md's module map is out of date: run python scripts/module_map.py"

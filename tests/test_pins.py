@@ -23,7 +23,7 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s=;#\[\
 
 #: Tools for tests, lint and notebooks: never what the library needs at run time.
 TOOLS = {"pytest", "nbval", "ruff", "hypothesis", "import-linter", "jupyterlab", "jupyter", "notebook",
-         "ipykernel", "ipython", "nbclient", "nbconvert", "nbformat", "pre-commit", "mypy", "coverage",
+         "ipykernel", "ipython", "nbclient", "nbconvert", "nbformat", "nbgrader", "pre-commit", "mypy", "coverage",
          "pytest-cov"}
 
 

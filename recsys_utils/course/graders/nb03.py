@@ -83,8 +83,9 @@ def mf_network(learner_class, learner_loss) -> str:
         loss = learner_loss(net, users, items, ratings, mu, l2)
         assert isinstance(loss, torch.Tensor) and loss.requires_grad, (
             "mf_loss must return a torch scalar that autograd can differentiate (no .item(), no numpy)")
-        assert abs(float(loss) - float(expected_loss)) < 1e-5, (
-            f"l2={l2}: loss {float(loss):.6f}, expected {float(expected_loss):.6f} (the mean of (mu + prediction "
+        got_value, expected_value = float(loss.detach()), float(expected_loss.detach())
+        assert abs(got_value - expected_value) < 1e-5, (
+            f"l2={l2}: loss {got_value:.6f}, expected {expected_value:.6f} (the mean of (mu + prediction "
             "- rating)^2 over the batch, plus l2 x the batch mean of |p_u|^2 + |q_i|^2 + b_u^2 + b_i^2)")
         expected_loss.backward()
         loss.backward()
@@ -132,4 +133,22 @@ def bpr_update(learner) -> str:
             f"{name} after the step differs from the package's BPR update: g = sigmoid(-(r_ui - r_uj)) is the "
             "gradient's weight; ascend (add lr x gradient); read every old value before writing; repeated "
             "rows must add up (np.add.at, not P[users] += ...)"))
-    return "P, Q and b after one step equal recsys_utils.models.bpr.BPR's update on a batch with repeated rows"
+    _bpr_matches_autograd(learner, p, q, b, lr, l2)
+    return ("P, Q and b after one step equal recsys_utils.models.bpr.BPR's update on a batch with repeated rows, "
+            "and lr x the autograd gradient of the BPR objective on a batch without")
+
+
+def _bpr_matches_autograd(learner, p: np.ndarray, q: np.ndarray, b: np.ndarray, lr: float, l2: float) -> None:
+    """On distinct rows the step is lr x the gradient of sum ln sigma(r_uij) - l2/2 (squared rows)."""
+    users, pos, neg = np.array([0, 1, 2]), np.array([1, 3, 5]), np.array([0, 2, 4])
+    tensors = [torch.tensor(a, requires_grad=True) for a in (p, q, b)]
+    pt, qt, bt = tensors
+    pu, qi, qj = pt[users], qt[pos], qt[neg]
+    x = (pu * (qi - qj)).sum(-1) + bt[pos] - bt[neg]
+    penalty = (pu ** 2).sum() + (qi ** 2).sum() + (qj ** 2).sum() + (bt[pos] ** 2).sum() + (bt[neg] ** 2).sum()
+    (torch.nn.functional.logsigmoid(x).sum() - l2 / 2 * penalty).backward()
+    got = learner(p.copy(), q.copy(), b.copy(), users, pos, neg, lr, l2)
+    for name, value, start, tensor in zip("PQb", got, (p, q, b), tensors, strict=True):
+        np.testing.assert_allclose((np.asarray(value, dtype=np.float64) - start) / lr, tensor.grad.numpy(),
+                                   rtol=1e-5, atol=1e-6,
+                                   err_msg=f"the step on {name} is not lr x the autograd gradient")

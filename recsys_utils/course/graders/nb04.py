@@ -134,5 +134,6 @@ def logistic_ranker(learner_class, learner_gradients) -> str:
         grad_w, grad_b = (np.asarray(torch.as_tensor(r).detach(), dtype=np.float64) for r in result)
         np.testing.assert_allclose(grad_w.ravel(), w.grad.numpy(), rtol=1e-6, atol=1e-9,
                                    err_msg="dL/dw differs from autograd's (mean over the batch of (p - y) x)")
-        assert abs(float(grad_b) - float(b.grad)) < 1e-9, f"dL/db: expected {float(b.grad):.6f}, got {float(grad_b):.6f}"
+        assert abs(float(grad_b) - float(b.grad)) < 1e-9, (
+            f"dL/db: expected {float(b.grad):.6f}, got {float(grad_b):.6f}")
     return "forward equals the package's logistic Ranker; gradients equal torch autograd on three batches"
