@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys_utils.cli.evaluate import evaluate_files, evaluate_frames  # noqa: E402
-from recsys_utils.core.beyond_accuracy import catalog_coverage, gini_index, intra_list_diversity, novelty
-from recsys_utils.core.metrics import per_user_auc, ranking_metrics
+from recsys_utils.core.beyond_accuracy import catalog_coverage, gini_index, intra_list_diversity, novelty  # noqa: E402
+from recsys_utils.core.metrics import per_user_auc, ranking_metrics  # noqa: E402
 from recsys_utils.core.topk import top_k  # noqa: E402
 from recsys_utils.core.vocabulary import ITEM, SCORE, USER  # noqa: E402
 
