@@ -101,8 +101,8 @@ def notebooks_table(headers: list[tuple[str, dict]], results: dict) -> str:
                      f"| {minutes} | {headline(name, runs)} |")
     lines.append("")
     lines.append(f"_Datasets: those `make test` runs each notebook on (its metadata). CPU minutes and results: "
-                 f"the last `make course` run on dataset `{results.get('dataset')}`; every recorded result is in "
-                 "[docs/results.md](docs/results.md)._")
+                 f"the last full run on dataset `{results.get('dataset')}` (`make course`, or `make test`'s "
+                 "run of that dataset); every recorded result is in [docs/results.md](docs/results.md)._")
     return "\n".join(lines)
 
 
@@ -116,7 +116,7 @@ def results_section(headers: list[tuple[str, dict]], results: dict) -> str:
     versions = results.get("versions", {})
     about = [f"dataset `{results.get('dataset')}`"]
     about += [f"{package} {version}" for package, version in versions.items()]
-    parts = [f"Recorded by the last `make course` run: {' · '.join(about)}."]
+    parts = [f"Recorded by the last full run: {' · '.join(about)}."]
     for name, entry in runs.items():
         title = titles.get(name, {}).get("title")
         parts.append(f"**{cell(title)}** (`{name}`)" if title else f"**`{name}`**")
