@@ -7,21 +7,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.models.als import exact_solve
 from recsys_utils.models.bpr import BPR
 from recsys_utils.models.mf import BiasedMFNet, ExplicitMF
 from recsys_utils.models.neighbors import ItemKNN
-
-
-def _array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    assert value is not None, f"{name} returned None"
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    out = np.asarray(value, dtype=np.float64)
-    assert out.shape == shape, f"{name} must have shape {shape}, got {out.shape}"
-    return out
 
 
 @grader("03.1")
@@ -35,7 +27,7 @@ def shrunk_cosine(learner) -> str:
                          IdIndex(np.arange(n_items), "item_id"))
     for h in (0.0, 5.0):
         expected = ItemKNN(k=n_items, shrink=h).fit(train).similarity_.toarray().astype(np.float64)
-        got = _array(learner(x.copy(), h), "shrunk_cosine", (n_items, n_items))
+        got = as_array(learner(x.copy(), h), "shrunk_cosine", (n_items, n_items))
         assert np.isfinite(got).all(), "similarities must be finite (an item without users has similarity 0)"
         assert np.allclose(np.diag(got), 0.0, atol=1e-8), "the diagonal must be 0: an item is not its own neighbour"
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=(
@@ -105,7 +97,7 @@ def als_half_step(learner) -> str:
     q = rng.normal(0.0, 0.5, (n_items, dim))
     for alpha, l2 in ((1.0, 0.1), (10.0, 2.0)):
         expected = exact_solve(sp.csr_matrix(x), q, alpha, l2)
-        got = _array(learner(x.copy(), q.copy(), alpha, l2), "als_user_step", (n_users, dim))
+        got = as_array(learner(x.copy(), q.copy(), alpha, l2), "als_user_step", (n_users, dim))
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=(
             f"alpha={alpha}, l2={l2}: user vectors differ from recsys_utils.models.als.exact_solve; solve "
             "(Q^T C_u Q + l2 I) p_u = Q^T C_u z_u with c_ui = 1 + alpha x_ui and z_ui = [x_ui > 0] "
@@ -128,7 +120,7 @@ def bpr_update(learner) -> str:
     got = learner(p.copy(), q.copy(), b.copy(), users.copy(), pos.copy(), neg.copy(), lr, l2)
     assert got is not None and len(got) == 3, "bpr_update must return (P, Q, b)"
     for name, value, reference, start in zip("PQb", got, expected, (p, q, b), strict=True):
-        value = _array(value, f"bpr_update's {name}", start.shape)
+        value = as_array(value, f"bpr_update's {name}", start.shape)
         np.testing.assert_allclose(value, reference.numpy(), rtol=1e-5, atol=1e-5, err_msg=(
             f"{name} after the step differs from the package's BPR update: g = sigmoid(-(r_ui - r_uj)) is the "
             "gradient's weight; ascend (add lr x gradient); read every old value before writing; repeated "

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_utils.core.metrics import auc_score, hits_at_k, per_user_auc, ranking_metrics
+from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
 from recsys_utils.evaluation.sampled import SampledProtocol, evaluate_sampled
 from recsys_utils.evaluation.significance import sample_size_two_means, two_proportion_ztest
@@ -29,11 +30,6 @@ def _random_lists(rng: np.random.Generator, n_users: int, n_items: int, k: int
     return top, relevant
 
 
-def _array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    assert value is not None, f"{name} is None: return a numpy array"
-    out = np.asarray(value, dtype=np.float64)
-    assert out.shape == shape, f"{name} must have shape {shape} (one value per user), got {out.shape}"
-    return out
 
 
 @grader("08.1")
@@ -48,8 +44,8 @@ def ndcg_and_ap(learner) -> str:
         expected = ranking_metrics(top, relevant, k, ("ndcg", "map")).per_user
         result = learner(hits.copy(), n_relevant.copy())
         assert isinstance(result, tuple) and len(result) == 2, "return a pair (ndcg, ap) of arrays"
-        ndcg = _array(result[0], "ndcg", (n_users,))
-        ap = _array(result[1], "ap", (n_users,))
+        ndcg = as_array(result[0], "ndcg", (n_users,), hint=' (one value per user)')
+        ap = as_array(result[1], "ap", (n_users,), hint=' (one value per user)')
         worst = int(np.argmax(np.abs(ndcg - expected[f"ndcg@{k}"].to_numpy())))
         assert np.allclose(ndcg, expected[f"ndcg@{k}"], atol=1e-9), (
             f"k={k}, user with hits {hits[worst].astype(int).tolist()} and {n_relevant[worst]} relevant items: "

@@ -13,17 +13,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
 from recsys_utils.data.interactions import IdIndex, Interactions
 from recsys_utils.models import EASE, ItemKNN, PopularityRecommender
 from recsys_utils.models.bpr_torch import MFNet
 from recsys_utils.tuning.optimisation import TunableBPR
 from recsys_utils.tuning.search import BlendRecommender
-
-
-def _array(value, name: str) -> np.ndarray:
-    assert value is not None, f"{name} returned None"
-    return np.asarray(value, dtype=np.float64)
 
 
 @grader("09.1")
@@ -39,7 +35,7 @@ def clip_by_norm(learner) -> str:
             p.grad = torch.tensor(g)
         torch.nn.utils.clip_grad_norm_(params, max_norm)
         for p, g in zip(params, got, strict=True):
-            np.testing.assert_allclose(_array(g, "clip_by_norm"), p.grad.numpy(), rtol=1e-5, atol=1e-8, err_msg=(
+            np.testing.assert_allclose(as_array(g, "clip_by_norm"), p.grad.numpy(), rtol=1e-5, atol=1e-8, err_msg=(
                 f"max_norm={max_norm}: differs from torch.nn.utils.clip_grad_norm_ (one factor "
                 "min(1, max_norm / joint norm) for ALL arrays, the joint norm over every entry)"))
     return "3 cases (clipped and not clipped) equal torch.nn.utils.clip_grad_norm_"
@@ -60,7 +56,7 @@ def adam_step(learner) -> str:
         optimiser.step()
         out = learner(theta.copy(), grad.copy(), m.copy(), v.copy(), t, lr=lr, betas=betas, eps=eps)
         assert out is not None and len(out) == 3, "return (theta, m, v)"
-        theta, m, v = (_array(x, "adam_step") for x in out)
+        theta, m, v = (as_array(x, "adam_step") for x in out)
         np.testing.assert_allclose(theta, param.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=(
             f"step t={t}: theta differs from torch.optim.Adam (did you bias-correct m and v by 1 - beta**t?)"))
     return "5 steps equal torch.optim.Adam with the same gradients"
@@ -92,7 +88,7 @@ def bpr_gradients(learner) -> str:
         assert got is not None and len(got) == 3, "return (grad_p, grad_q_pos, grad_q_neg)"
         for name, g, expected in zip(("p", "q_pos", "q_neg"), got, _package_grads(p, q_pos, q_neg, b_pos, b_neg,
                                                                                l2, l1), strict=True):
-            np.testing.assert_allclose(_array(g, "bpr_gradients"), expected, rtol=1e-5, atol=1e-8, err_msg=(
+            np.testing.assert_allclose(as_array(g, "bpr_gradients"), expected, rtol=1e-5, atol=1e-8, err_msg=(
                 f"l2={l2}, l1={l1}: the gradient for {name} differs from autograd of TunableBPR's loss "
                 "(mean over the batch: divide by B; d/dx of -log sigma(x) is -sigma(-x); L2 gives 2*l2*x/B, "
                 "L1 gives l1*sign(x)/B)"))
@@ -102,7 +98,7 @@ def bpr_gradients(learner) -> str:
 @grader("09.4")
 def soft_threshold(learner) -> str:
     """``learner(theta, step, l1)``: a hand-computed case, then ``torch.nn.functional.softshrink``."""
-    got = _array(learner(np.array([0.5, -0.5, 0.05, -0.02, 0.0]), 0.1, 1.0), "soft_threshold")
+    got = as_array(learner(np.array([0.5, -0.5, 0.05, -0.02, 0.0]), 0.1, 1.0), "soft_threshold")
     np.testing.assert_allclose(got, [0.4, -0.4, 0.0, 0.0, 0.0], atol=1e-12, err_msg=(
         "theta=[0.5, -0.5, 0.05, -0.02, 0], step*l1=0.1 must give [0.4, -0.4, 0, 0, 0]: shrink |theta| by "
         "step*l1 towards zero, keep the sign, and set what crosses zero to exactly 0"))
@@ -110,7 +106,7 @@ def soft_threshold(learner) -> str:
     theta = rng.normal(size=(5, 7))
     for step, l1 in ((0.5, 0.3), (0.01, 2.0)):
         expected = F.softshrink(torch.tensor(theta), step * l1).numpy()
-        np.testing.assert_allclose(_array(learner(theta.copy(), step, l1), "soft_threshold"), expected,
+        np.testing.assert_allclose(as_array(learner(theta.copy(), step, l1), "soft_threshold"), expected,
                                    atol=1e-12, err_msg=f"step={step}, l1={l1}: differs from torch's softshrink")
     return "a hand-computed case and torch.nn.functional.softshrink agree"
 
@@ -128,7 +124,7 @@ def blend_scores(learner) -> str:
     scores = [np.asarray(model.score(users), dtype=np.float64) for model in members.values()]
     for weights in ([0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [0.2, 1.0, -0.3]):
         expected = BlendRecommender(members, weights, prefitted=True).fit(train).score(users)
-        got = _array(learner([s.copy() for s in scores], np.asarray(weights)), "blend_scores")
+        got = as_array(learner([s.copy() for s in scores], np.asarray(weights)), "blend_scores")
         assert got.shape == expected.shape, f"return a users x items matrix {expected.shape}, got {got.shape}"
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=(
             f"weights={weights}: differs from BlendRecommender (z-score each member's scores per user row: "
@@ -145,7 +141,7 @@ def init_weights(learner) -> str:
                      "he_normal": torch.nn.init.kaiming_normal_(torch.empty(fan_out, fan_in, dtype=torch.float64),
                                                                 nonlinearity="relu")}
         for scheme, expected in reference.items():
-            got = _array(learner(fan_out, fan_in, scheme, np.random.default_rng(5)), "init_weights")
+            got = as_array(learner(fan_out, fan_in, scheme, np.random.default_rng(5)), "init_weights")
             assert got.shape == (fan_out, fan_in), f"{scheme}: return a (fan_out, fan_in) array, got {got.shape}"
             target = float(expected.std())
             assert abs(got.std() / target - 1) < 0.03 and abs(got.mean()) < 0.05 * target, (
