@@ -39,11 +39,11 @@ HEADLINES = {
     "04_recall_and_ranking": ("recall@200/merged", "ndcg@10/recall_order", "ndcg@10/two_stage"),
     "05_deep_models": ("ndcg@10/ease", "ndcg@10/neumf", "ndcg@10/mult-vae", "auc/deepfm"),
     "06_sequential_models": ("ndcg@10/markov", "ndcg@10/gru4rec", "ndcg@10/sasrec"),
-    "07_gan_generated_data": ("gan/popularity_js", "gan/detection_auc", "gan/tstr_ratio"),
-    "08_evaluation_and_ab_testing": ("sampled/kendall_tau_ndcg@10", "ab/false_positive_rate", "ab/power"),
-    "09_optimisation_and_tuning": ("tuning/ease/test_ndcg@10", "tuning/als/test_ndcg@10", "ndcg@10/ensemble"),
-    "10_serving_and_personalisation": ("ndcg@10/ease", "ndcg@10/pipeline_trees_ranker", "serving/p99_ms"),
-    "11_benchmark": ("bench/loo-full/ndcg@10/ease", "bench/loo-full/ndcg@10/als",
+    "09_gan_generated_data": ("gan/popularity_js", "gan/detection_auc", "gan/tstr_ratio"),
+    "10_evaluation_and_ab_testing": ("sampled/kendall_tau_ndcg@10", "ab/false_positive_rate", "ab/power"),
+    "11_optimisation_and_tuning": ("tuning/ease/test_ndcg@10", "tuning/als/test_ndcg@10", "ndcg@10/ensemble"),
+    "13_serving_and_personalisation": ("ndcg@10/ease", "ndcg@10/pipeline_trees_ranker", "serving/p99_ms"),
+    "16_benchmark": ("bench/loo-full/ndcg@10/ease", "bench/loo-full/ndcg@10/als",
                      "bench/loo-full/ndcg@10/popularity"),
 }
 

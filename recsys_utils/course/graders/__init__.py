@@ -16,11 +16,11 @@ from recsys_utils.course.graders import (
     nb04,  # noqa: F401  (registers its graders)
     nb05,  # noqa: F401  (registers its graders)
     nb06,  # noqa: F401  (registers its graders)
-    nb07,  # noqa: F401  (registers its graders)
-    nb08,  # noqa: F401  (registers its graders)
     nb09,  # noqa: F401  (registers its graders)
     nb10,  # noqa: F401  (registers its graders)
     nb11,  # noqa: F401  (registers its graders)
+    nb13,  # noqa: F401  (registers its graders)
+    nb16,  # noqa: F401  (registers its graders)
 )
 from recsys_utils.course.graders.registry import GRADERS, grader
 

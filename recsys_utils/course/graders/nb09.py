@@ -1,154 +1,136 @@
-"""Graders of notebook 09 (optimisation and tuning): clipping by global norm, one Adam update, the
-penalised BPR gradient, the L1 proximal step, the weighted score blend and Xavier/He initialisation.
-
-Each grader builds its own tiny fixture and compares the learner's function with torch
-(``clip_grad_norm_``, ``optim.Adam``, autograd, ``softshrink``, ``nn.init``) or with the package
-(``TunableBPR._loss``, ``BlendRecommender``).
-"""
+"""Graders of notebook 09 (GAN-generated data): the WGAN-GP gradient penalty, the straight-through
+Bernoulli draw of a generated user, popularity JS divergence and memorisation (nearest-neighbour
+Jaccard, exact copies) by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
-from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
-from recsys_utils.data.interactions import IdIndex, Interactions
-from recsys_utils.models import EASE, ItemKNN, PopularityRecommender
-from recsys_utils.models.bpr_torch import MFNet
-from recsys_utils.tuning.optimisation import TunableBPR
-from recsys_utils.tuning.search import BlendRecommender
+from recsys_utils.evaluation import synthetic as sy
+from recsys_utils.models.generative.gan import CriticNet, GeneratorNet
+
+
+def _reference_penalty(critic: CriticNet, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The penalty exactly as :class:`~recsys_utils.models.generative.gan.WGANStep` computes it (autograd)."""
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    grad = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)[0]
+    return ((grad.norm(dim=1) - 1.0) ** 2).mean()
 
 
 @grader("09.1")
-def clip_by_norm(learner) -> str:
-    """``learner(grads, max_norm)`` equals ``torch.nn.utils.clip_grad_norm_`` on the same gradients."""
+def gradient_penalty(learner) -> str:
+    """``learner(critic, real, fake, alpha)`` equals WGAN-GP's penalty and its gradient on the critic's weights."""
+    torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    for scale, max_norm in ((1.0, 1.0), (5.0, 0.5), (0.01, 10.0)):
-        grads = [rng.normal(size=(4, 3)) * scale, rng.normal(size=5) * scale]
-        got = learner([g.copy() for g in grads], max_norm)
-        assert got is not None and len(got) == len(grads), "return one array per gradient, in the same order"
-        params = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
-        for p, g in zip(params, grads, strict=True):
-            p.grad = torch.tensor(g)
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
-        for p, g in zip(params, got, strict=True):
-            np.testing.assert_allclose(as_array(g, "clip_by_norm"), p.grad.numpy(), rtol=1e-5, atol=1e-8, err_msg=(
-                f"max_norm={max_norm}: differs from torch.nn.utils.clip_grad_norm_ (one factor "
-                "min(1, max_norm / joint norm) for ALL arrays, the joint norm over every entry)"))
-    return "3 cases (clipped and not clipped) equal torch.nn.utils.clip_grad_norm_"
+    critic = CriticNet(rng.normal(size=(12, 3)), hidden=8, raw_dim=4)
+    real = (torch.rand(6, 12) < 0.4).float()
+    fake = (torch.rand(6, 12) < 0.4).float()
+    alpha = torch.rand(6, 1)
+    expected = _reference_penalty(critic, real, fake, alpha)
+    expected_grads = [torch.zeros_like(w) if g is None else g for w, g in zip(
+        critic.parameters(), torch.autograd.grad(expected, list(critic.parameters()), allow_unused=True), strict=True)]
+    got = learner(critic, real.clone(), fake.clone(), alpha.clone())
+    assert got is not None, "gradient_penalty returned None"
+    assert torch.is_tensor(got) and got.dim() == 0, "return a scalar tensor (the mean over the batch)"
+    assert torch.allclose(got.detach(), expected.detach(), atol=1e-5), (
+        f"penalty {float(got.detach()):.6f}, expected {float(expected.detach()):.6f}: take the gradient of the "
+        "critic at x_hat = alpha * real + (1 - alpha) * fake, its L2 norm PER ROW, then mean((norm - 1)^2)")
+    assert got.requires_grad, ("the penalty has no gradient with respect to the critic's weights: "
+                               "call torch.autograd.grad(..., create_graph=True)")
+    grads = torch.autograd.grad(got, list(critic.parameters()), allow_unused=True)
+    for (name, _), g, e in zip(critic.named_parameters(), grads, expected_grads, strict=True):
+        g = torch.zeros_like(e) if g is None else g
+        assert torch.allclose(g, e, atol=1e-5), (
+            f"the penalty's gradient on critic.{name} differs from autograd's: use create_graph=True so the "
+            "penalty can train the critic")
+    return "the penalty and its gradient on a CriticNet equal WGAN-GP's (torch autograd, to 1e-5)"
 
 
 @grader("09.2")
-def adam_step(learner) -> str:
-    """Five ``learner`` updates equal ``torch.optim.Adam`` fed the same gradients."""
+def straight_through_user(learner) -> str:
+    """``learner(logits, activity)``: forward = a Bernoulli draw from the package generator's
+    probabilities (same seed), backward = the gradient of those probabilities."""
+    torch.manual_seed(1)
     rng = np.random.default_rng(1)
-    lr, betas, eps = 0.05, (0.9, 0.999), 1e-8
-    theta = rng.normal(size=(3, 4))
-    param = torch.nn.Parameter(torch.tensor(theta.copy()))
-    optimiser = torch.optim.Adam([param], lr=lr, betas=betas, eps=eps)
-    m, v = np.zeros_like(theta), np.zeros_like(theta)
-    for t in range(1, 6):
-        grad = rng.normal(size=theta.shape) * (10.0 if t % 2 else 0.1)
-        param.grad = torch.tensor(grad)
-        optimiser.step()
-        out = learner(theta.copy(), grad.copy(), m.copy(), v.copy(), t, lr=lr, betas=betas, eps=eps)
-        assert out is not None and len(out) == 3, "return (theta, m, v)"
-        theta, m, v = (as_array(x, "adam_step") for x in out)
-        np.testing.assert_allclose(theta, param.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=(
-            f"step t={t}: theta differs from torch.optim.Adam (did you bias-correct m and v by 1 - beta**t?)"))
-    return "5 steps equal torch.optim.Adam with the same gradients"
-
-
-def _package_grads(p, q_pos, q_neg, b_pos, b_neg, l2, l1) -> list[np.ndarray]:
-    """Autograd of TunableBPR's own loss on a batch whose users and items are all distinct."""
-    n, dim = p.shape
-    net = MFNet(n, 2 * n, dim).double()
+    net = GeneratorNet(noise_dim=3, hidden=8, item_factors=rng.normal(size=(15, 4)),
+                       log_popularity=rng.normal(size=15))
+    noise, activity = torch.randn(64, 3), torch.tensor(rng.integers(1, 9, 64), dtype=torch.float32)
     with torch.no_grad():
-        net.user.weight.copy_(torch.tensor(p))
-        net.item.weight.copy_(torch.tensor(np.vstack([q_pos, q_neg])))
-        net.item_bias.weight.copy_(torch.tensor(np.concatenate([b_pos, b_neg])[:, None]))
-    users, pos, neg = torch.arange(n), torch.arange(n), torch.arange(n, 2 * n)
-    TunableBPR(l2=l2, l1=l1)._loss(net, (users, pos, neg)).backward()
-    item = net.item.weight.grad.numpy()
-    return [net.user.weight.grad.numpy(), item[:n], item[n:]]
+        h = net.body(torch.cat([noise, torch.log(activity)[:, None] / 3.0], dim=1))
+        logits = net.bias + h @ net.items.T
+        p = net.probabilities(noise, activity)
+    torch.manual_seed(7)
+    expected_draw = torch.bernoulli(p)
+    weights = torch.randn(64, 15)
+    leaf = logits.clone().requires_grad_(True)
+    torch.manual_seed(7)
+    got = learner(leaf, activity.clone())
+    assert got is not None, "the function returned None"
+    assert tuple(got.shape) == tuple(p.shape), f"one row per user, one column per item {tuple(p.shape)}"
+    values = got.detach()
+    binary = values.round()
+    assert bool(((binary - values).abs() < 1e-5).all() and ((binary == 0) | (binary == 1)).all()), (
+        "the forward values must be a binary draw (0 or 1)")
+    assert torch.equal(binary, expected_draw), (
+        "the draw differs from torch.bernoulli(p) with the same seed, where p = 1 - exp(-n * softmax(logits)) "
+        "(GeneratorNet.probabilities): compute p, then draw once with torch.bernoulli(p.detach())")
+    assert got.requires_grad, "no gradient reaches the logits: return hard + p - p.detach() (straight-through)"
+    (grad,) = torch.autograd.grad((got * weights).sum(), leaf)
+    ref_leaf = logits.clone().requires_grad_(True)
+    ref_p = -torch.expm1(-activity[:, None] * torch.softmax(ref_leaf, dim=1))
+    (ref_grad,) = torch.autograd.grad((ref_p * weights).sum(), ref_leaf)
+    assert torch.allclose(grad, ref_grad, atol=1e-5), (
+        "the backward pass must be the gradient of p (straight-through: hard + p - p.detach())")
+    return "forward equals a Bernoulli draw from GeneratorNet.probabilities, backward equals d p (autograd)"
 
 
 @grader("09.3")
-def bpr_gradients(learner) -> str:
-    """``learner(p, q_pos, q_neg, b_pos, b_neg, l2, l1)`` equals autograd of ``TunableBPR._loss``."""
-    rng = np.random.default_rng(2)
-    n, dim = 6, 4
-    for l2, l1 in ((0.0, 0.0), (0.1, 0.0), (0.0, 0.05), (0.1, 0.05)):
-        p, q_pos, q_neg = (rng.normal(size=(n, dim)) for _ in range(3))
-        b_pos, b_neg = rng.normal(size=n), rng.normal(size=n)
-        got = learner(p.copy(), q_pos.copy(), q_neg.copy(), b_pos.copy(), b_neg.copy(), l2, l1)
-        assert got is not None and len(got) == 3, "return (grad_p, grad_q_pos, grad_q_neg)"
-        for name, g, expected in zip(("p", "q_pos", "q_neg"), got, _package_grads(p, q_pos, q_neg, b_pos, b_neg,
-                                                                               l2, l1), strict=True):
-            np.testing.assert_allclose(as_array(g, "bpr_gradients"), expected, rtol=1e-5, atol=1e-8, err_msg=(
-                f"l2={l2}, l1={l1}: the gradient for {name} differs from autograd of TunableBPR's loss "
-                "(mean over the batch: divide by B; d/dx of -log sigma(x) is -sigma(-x); L2 gives 2*l2*x/B, "
-                "L1 gives l1*sign(x)/B)"))
-    return "gradients equal autograd of TunableBPR's loss with and without the L2 and L1 penalties"
+def popularity_js(learner) -> str:
+    """``learner(reference, sample)`` equals :func:`recsys_utils.evaluation.synthetic.popularity_js`."""
+    rng = np.random.default_rng(3)
+    for density, items in ((0.2, 20), (0.05, 50)):
+        reference = sp.csr_matrix((rng.random((40, items)) < density).astype(np.float64))
+        weights = rng.random(items) ** 3
+        sample = sp.csr_matrix((rng.random((30, items)) < density * weights / weights.mean()).astype(np.float64))
+        expected = sy.popularity_js(reference, sample)
+        got = learner(reference.copy(), sample.copy())
+        assert got is not None, "popularity_js returned None"
+        assert abs(float(got) - expected) < 1e-9, (
+            f"expected {expected:.6f}, got {float(got):.6f}: normalise each matrix's item counts to a distribution, "
+            "M = (P + Q) / 2, JS = KL(P||M) / 2 + KL(Q||M) / 2 with log base 2, skipping zero terms")
+    return "JS divergence equals recsys_utils.evaluation.synthetic.popularity_js on two random pairs"
+
+
+def _memorisation_fixture(rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Training users and a sample with exact copies of long and of short (< 3 items) training rows."""
+    train = (rng.random((30, 25)) < 0.25).astype(np.float64)
+    train[0] = 0
+    train[0, [3, 7]] = 1  # a two-item user: copying it is not memorisation
+    sample = (rng.random((20, 25)) < 0.25).astype(np.float64)
+    sample[[2, 5, 9]] = train[[4, 8, 4]]  # three copies of long rows
+    sample[11] = train[0]  # a copy of the two-item row: does not count
+    sample[13] = 0  # an empty row: Jaccard 0
+    return sp.csr_matrix(train), sp.csr_matrix(sample)
 
 
 @grader("09.4")
-def soft_threshold(learner) -> str:
-    """``learner(theta, step, l1)``: a hand-computed case, then ``torch.nn.functional.softshrink``."""
-    got = as_array(learner(np.array([0.5, -0.5, 0.05, -0.02, 0.0]), 0.1, 1.0), "soft_threshold")
-    np.testing.assert_allclose(got, [0.4, -0.4, 0.0, 0.0, 0.0], atol=1e-12, err_msg=(
-        "theta=[0.5, -0.5, 0.05, -0.02, 0], step*l1=0.1 must give [0.4, -0.4, 0, 0, 0]: shrink |theta| by "
-        "step*l1 towards zero, keep the sign, and set what crosses zero to exactly 0"))
-    rng = np.random.default_rng(3)
-    theta = rng.normal(size=(5, 7))
-    for step, l1 in ((0.5, 0.3), (0.01, 2.0)):
-        expected = F.softshrink(torch.tensor(theta), step * l1).numpy()
-        np.testing.assert_allclose(as_array(learner(theta.copy(), step, l1), "soft_threshold"), expected,
-                                   atol=1e-12, err_msg=f"step={step}, l1={l1}: differs from torch's softshrink")
-    return "a hand-computed case and torch.nn.functional.softshrink agree"
-
-
-@grader("09.5")
-def blend_scores(learner) -> str:
-    """``learner([scores...], weights)`` equals ``BlendRecommender(..., normalise='zscore').score``."""
-    rng = np.random.default_rng(4)
-    x = (rng.random((30, 15)) < 0.3).astype(np.float64)
-    train = Interactions(sp.csr_matrix(x), IdIndex(np.arange(30), "user_id"), IdIndex(np.arange(15), "item_id"))
-    members = {"popularity": PopularityRecommender(), "ease": EASE(l2=5.0), "knn": ItemKNN()}
-    for model in members.values():
-        model.fit(train)
-    users = np.arange(30)
-    scores = [np.asarray(model.score(users), dtype=np.float64) for model in members.values()]
-    for weights in ([0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [0.2, 1.0, -0.3]):
-        expected = BlendRecommender(members, weights, prefitted=True).fit(train).score(users)
-        got = as_array(learner([s.copy() for s in scores], np.asarray(weights)), "blend_scores")
-        assert got.shape == expected.shape, f"return a users x items matrix {expected.shape}, got {got.shape}"
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=(
-            f"weights={weights}: differs from BlendRecommender (z-score each member's scores per user row: "
-            "(s - row mean) / row std, 0 where the row is constant, then the weighted sum)"))
-    return "3 weight vectors equal recsys_utils.tuning.search.BlendRecommender on popularity, EASE and item-kNN"
-
-
-@grader("09.6")
-def init_weights(learner) -> str:
-    """``learner(fan_out, fan_in, scheme, rng)`` has the statistics of torch's xavier_uniform_ / kaiming_normal_."""
-    torch.manual_seed(0)
-    for fan_out, fan_in in ((300, 400), (200, 50)):
-        reference = {"xavier_uniform": torch.nn.init.xavier_uniform_(torch.empty(fan_out, fan_in, dtype=torch.float64)),
-                     "he_normal": torch.nn.init.kaiming_normal_(torch.empty(fan_out, fan_in, dtype=torch.float64),
-                                                                nonlinearity="relu")}
-        for scheme, expected in reference.items():
-            got = as_array(learner(fan_out, fan_in, scheme, np.random.default_rng(5)), "init_weights")
-            assert got.shape == (fan_out, fan_in), f"{scheme}: return a (fan_out, fan_in) array, got {got.shape}"
-            target = float(expected.std())
-            assert abs(got.std() / target - 1) < 0.03 and abs(got.mean()) < 0.05 * target, (
-                f"{scheme} with fan_in={fan_in}, fan_out={fan_out}: std {got.std():.4f}, mean {got.mean():.4f}; "
-                f"torch's init gives std {target:.4f} and mean 0 (Xavier: U(-a, a) with a = sqrt(6 / (fan_in + "
-                "fan_out)); He: N(0, 2 / fan_in))")
-            if scheme == "xavier_uniform":
-                bound = float(expected.abs().max())
-                assert got.min() >= -1.001 * bound and got.max() <= 1.001 * bound, "Xavier uniform exceeds its bound"
-    return "Xavier-uniform and He-normal statistics equal torch.nn.init's on two layer shapes"
+def memorisation(learner) -> str:
+    """``learner(training, sample, min_items)`` returns (nearest-neighbour Jaccard per sample row, exact copies)."""
+    train, sample = _memorisation_fixture(np.random.default_rng(4))
+    expected_nn = sy.nearest_neighbour_jaccard(train, sample)
+    expected_copies = sy.exact_copies(train, sample, min_items=3)
+    got = learner(train.copy(), sample.copy(), 3)
+    assert got is not None and len(got) == 2, "return the pair (jaccard per sample row, number of exact copies)"
+    nn_jaccard, copies = np.asarray(got[0], dtype=np.float64).ravel(), int(got[1])
+    assert nn_jaccard.shape == expected_nn.shape, (
+        f"one Jaccard per sample row {expected_nn.shape}, got {nn_jaccard.shape}")
+    np.testing.assert_allclose(nn_jaccard, expected_nn, atol=1e-9, err_msg=(
+        "nearest-neighbour Jaccard differs from evaluation.synthetic: for each sample row, the LARGEST "
+        "|a & b| / |a | b| over the training rows (0 when both rows are empty)"))
+    assert copies == expected_copies, (
+        f"{copies} exact copies, expected {expected_copies}: count sample rows identical to a training row, "
+        "ignoring rows with fewer than min_items items")
+    return "Jaccard and exact copies equal evaluation.synthetic's nearest_neighbour_jaccard and exact_copies"

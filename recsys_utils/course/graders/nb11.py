@@ -1,134 +1,154 @@
-"""Graders of notebook 11 (benchmark): the protocols' pieces and a BPR update by hand.
+"""Graders of notebook 11 (optimisation and tuning): clipping by global norm, one Adam update, the
+penalised BPR gradient, the L1 proximal step, the weighted score blend and Xavier/He initialisation.
 
-11.1 sampled HR@k / NDCG@k of one positive against N negatives (against
-:func:`recsys_utils.core.metrics.sampled_ranking_metrics`), 11.2 the random split stratified by
-item (against :func:`recsys_utils.data.splits.stratified_split`), 11.3 MAP@k as we define it and
-as microsoft/recommenders' ``map`` does (against :func:`recsys_utils.core.metrics.ranking_metrics`)
-and 11.4 one mini-batch step of BPR-MF in numpy (against :meth:`recsys_utils.models.bpr.BPR._step`
-with the same weights).
+Each grader builds its own tiny fixture and compares the learner's function with torch
+(``clip_grad_norm_``, ``optim.Adam``, autograd, ``softshrink``, ``nn.init``) or with the package
+(``TunableBPR._loss``, ``BlendRecommender``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
-from recsys_utils.core.metrics import ranking_metrics, sampled_ranking_metrics
+from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
-from recsys_utils.data.splits import stratified_split
-from recsys_utils.models.bpr import BPR
-
-
-def _pair(value, what: str) -> tuple[float, float]:
-    assert value is not None, f"{what} returned None: return a pair (hr, ndcg)"
-    assert isinstance(value, tuple) and len(value) == 2, f"{what} must return a pair (hr, ndcg)"
-    return float(value[0]), float(value[1])
+from recsys_utils.data.interactions import IdIndex, Interactions
+from recsys_utils.models import EASE, ItemKNN, PopularityRecommender
+from recsys_utils.models.bpr_torch import MFNet
+from recsys_utils.tuning.optimisation import TunableBPR
+from recsys_utils.tuning.search import BlendRecommender
 
 
 @grader("11.1")
-def sampled_metrics(learner) -> str:
-    """``learner(pos_scores, neg_scores, k)`` equals ``sampled_ranking_metrics`` (ties count against)."""
-    rng = np.random.default_rng(111)
-    for n_neg, k in ((99, 10), (20, 5), (9, 1)):
-        pos = rng.integers(0, 30, size=400).astype(np.float64)  # integer scores: many ties on purpose
-        neg = rng.integers(0, 30, size=(400, n_neg)).astype(np.float64)
-        neg[rng.random(neg.shape) < 0.05] = -np.inf  # a dropped candidate never outranks the positive
-        expected = sampled_ranking_metrics(pos, neg, k)
-        hr, ndcg = _pair(learner(pos.copy(), neg.copy(), k), "sampled_metrics")
-        assert abs(hr - expected[f"sampled_hr@{k}"]) < 1e-9, (
-            f"{n_neg} negatives, k={k}: HR expected {expected[f'sampled_hr@{k}']:.4f}, got {hr:.4f}. The positive's "
-            "0-based rank is the number of negatives scoring AT LEAST as high (a tie counts against it, so a "
-            "constant model earns nothing); a hit is rank < k")
-        assert abs(ndcg - expected[f"sampled_ndcg@{k}"]) < 1e-9, (
-            f"{n_neg} negatives, k={k}: NDCG expected {expected[f'sampled_ndcg@{k}']:.4f}, got {ndcg:.4f} "
-            "(1 / log2(rank + 2) for a hit, 0 otherwise, averaged over the rows)")
-    return "sampled HR@k and NDCG@k equal recsys_utils' sampled_ranking_metrics with ties and dropped negatives"
+def clip_by_norm(learner) -> str:
+    """``learner(grads, max_norm)`` equals ``torch.nn.utils.clip_grad_norm_`` on the same gradients."""
+    rng = np.random.default_rng(0)
+    for scale, max_norm in ((1.0, 1.0), (5.0, 0.5), (0.01, 10.0)):
+        grads = [rng.normal(size=(4, 3)) * scale, rng.normal(size=5) * scale]
+        got = learner([g.copy() for g in grads], max_norm)
+        assert got is not None and len(got) == len(grads), "return one array per gradient, in the same order"
+        params = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = torch.tensor(g)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        for p, g in zip(params, got, strict=True):
+            np.testing.assert_allclose(as_array(g, "clip_by_norm"), p.grad.numpy(), rtol=1e-5, atol=1e-8, err_msg=(
+                f"max_norm={max_norm}: differs from torch.nn.utils.clip_grad_norm_ (one factor "
+                "min(1, max_norm / joint norm) for ALL arrays, the joint norm over every entry)"))
+    return "3 cases (clipped and not clipped) equal torch.nn.utils.clip_grad_norm_"
 
 
 @grader("11.2")
-def stratified_train_mask(learner) -> str:
-    """``learner(items, test_fraction, seed)`` keeps in train the rows ``stratified_split`` keeps."""
-    rng = np.random.default_rng(112)
-    sizes = np.r_[1, 2, 2, 3, 4, 6, 6, 7, 10, 10, 14, rng.integers(1, 40, size=30)]
-    items = np.repeat(np.arange(sizes.size) * 7 + 3, sizes)
-    items = items[rng.permutation(items.size)]
-    frame = pd.DataFrame({"user_id": rng.integers(0, 50, size=items.size), "item_id": items})
-    for fraction, seed in ((0.25, 42), (0.25, 7), (0.4, 42)):
-        split = stratified_split(frame, test_fraction=fraction, by="item_id", seed=seed)
-        expected = frame.index.isin(split.train.index)
-        got = learner(frame["item_id"].to_numpy().copy(), fraction, seed)
-        assert got is not None, "stratified_train_mask returned None: return a boolean mask, True = train"
-        got = np.asarray(got, dtype=bool)
-        assert got.shape == expected.shape, f"one flag per row ({expected.size}), got shape {got.shape}"
-        if not np.array_equal(got, expected):
-            bad = frame["item_id"].to_numpy()[got != expected][0]
-            n = int((items == bad).sum())
-            raise AssertionError(
-                f"test_fraction={fraction}, seed={seed}: item {bad} ({n} rows) should keep "
-                f"{int(expected[items == bad].sum())} rows in train, you kept {int(got[items == bad].sum())} "
-                "or other rows. Draw one key per row with np.random.default_rng(seed).random(n_rows); within "
-                "each item the np.round((1 - test_fraction) * size) rows with the smallest keys train")
-    return "train rows equal recsys_utils.data.splits.stratified_split for three fractions and seeds"
+def adam_step(learner) -> str:
+    """Five ``learner`` updates equal ``torch.optim.Adam`` fed the same gradients."""
+    rng = np.random.default_rng(1)
+    lr, betas, eps = 0.05, (0.9, 0.999), 1e-8
+    theta = rng.normal(size=(3, 4))
+    param = torch.nn.Parameter(torch.tensor(theta.copy()))
+    optimiser = torch.optim.Adam([param], lr=lr, betas=betas, eps=eps)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    for t in range(1, 6):
+        grad = rng.normal(size=theta.shape) * (10.0 if t % 2 else 0.1)
+        param.grad = torch.tensor(grad)
+        optimiser.step()
+        out = learner(theta.copy(), grad.copy(), m.copy(), v.copy(), t, lr=lr, betas=betas, eps=eps)
+        assert out is not None and len(out) == 3, "return (theta, m, v)"
+        theta, m, v = (as_array(x, "adam_step") for x in out)
+        np.testing.assert_allclose(theta, param.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=(
+            f"step t={t}: theta differs from torch.optim.Adam (did you bias-correct m and v by 1 - beta**t?)"))
+    return "5 steps equal torch.optim.Adam with the same gradients"
 
 
-def _lists(rng: np.random.Generator, n_users: int, n_items: int, k: int) -> tuple[np.ndarray, list[set]]:
-    top = np.argsort(rng.random((n_users, n_items)), axis=1)[:, :k]
-    sizes = rng.integers(1, 3 * k, size=n_users)  # fewer and more relevant items than k
-    relevant = [set(rng.choice(n_items, size=s, replace=False).tolist()) for s in sizes]
-    return top, relevant
+def _package_grads(p, q_pos, q_neg, b_pos, b_neg, l2, l1) -> list[np.ndarray]:
+    """Autograd of TunableBPR's own loss on a batch whose users and items are all distinct."""
+    n, dim = p.shape
+    net = MFNet(n, 2 * n, dim).double()
+    with torch.no_grad():
+        net.user.weight.copy_(torch.tensor(p))
+        net.item.weight.copy_(torch.tensor(np.vstack([q_pos, q_neg])))
+        net.item_bias.weight.copy_(torch.tensor(np.concatenate([b_pos, b_neg])[:, None]))
+    users, pos, neg = torch.arange(n), torch.arange(n), torch.arange(n, 2 * n)
+    TunableBPR(l2=l2, l1=l1)._loss(net, (users, pos, neg)).backward()
+    item = net.item.weight.grad.numpy()
+    return [net.user.weight.grad.numpy(), item[:n], item[n:]]
 
 
 @grader("11.3")
-def map_at_k(learner) -> str:
-    """``learner(top, relevant, k, divide_by)``: ours ("min") and recommenders' ("all") MAP@k."""
-    rng = np.random.default_rng(113)
-    n_users, n_items = 150, 40
-    for k in (1, 5, 10):
-        top, relevant = _lists(rng, n_users, n_items, k)
-        rows = np.repeat(np.arange(n_users), [len(r) for r in relevant])
-        cols = np.concatenate([sorted(r) for r in relevant])
-        matrix = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_users, n_items))
-        ours = ranking_metrics(top, matrix, k, ("map",)).per_user[f"map@{k}"].to_numpy()
-        sizes = np.array([len(r) for r in relevant])
-        theirs = ours * np.minimum(sizes, k) / sizes  # the same sum of precisions, divided by |R|
-        for divide_by, expected in (("min", ours.mean()), ("all", theirs.mean())):
-            got = learner(top.copy(), [set(r) for r in relevant], k, divide_by)
-            assert got is not None, "map_at_k returned None: return the mean over users"
-            assert abs(float(got) - expected) < 1e-9, (
-                f"k={k}, divide_by={divide_by!r}: expected {expected:.5f}, got {float(got):.5f}. AP@k sums "
-                "precision@j at each position j <= k holding a relevant item, then divides by "
-                + ("min(|R|, k) (ours: a perfect list scores 1)" if divide_by == "min"
-                   else "|R| (recommenders': a user with more than k relevant items cannot reach 1)"))
-    return "MAP@k equals recsys_utils' ranking_metrics (divide by min(|R|, k)) and recommenders' (divide by |R|)"
+def bpr_gradients(learner) -> str:
+    """``learner(p, q_pos, q_neg, b_pos, b_neg, l2, l1)`` equals autograd of ``TunableBPR._loss``."""
+    rng = np.random.default_rng(2)
+    n, dim = 6, 4
+    for l2, l1 in ((0.0, 0.0), (0.1, 0.0), (0.0, 0.05), (0.1, 0.05)):
+        p, q_pos, q_neg = (rng.normal(size=(n, dim)) for _ in range(3))
+        b_pos, b_neg = rng.normal(size=n), rng.normal(size=n)
+        got = learner(p.copy(), q_pos.copy(), q_neg.copy(), b_pos.copy(), b_neg.copy(), l2, l1)
+        assert got is not None and len(got) == 3, "return (grad_p, grad_q_pos, grad_q_neg)"
+        for name, g, expected in zip(("p", "q_pos", "q_neg"), got, _package_grads(p, q_pos, q_neg, b_pos, b_neg,
+                                                                               l2, l1), strict=True):
+            np.testing.assert_allclose(as_array(g, "bpr_gradients"), expected, rtol=1e-5, atol=1e-8, err_msg=(
+                f"l2={l2}, l1={l1}: the gradient for {name} differs from autograd of TunableBPR's loss "
+                "(mean over the batch: divide by B; d/dx of -log sigma(x) is -sigma(-x); L2 gives 2*l2*x/B, "
+                "L1 gives l1*sign(x)/B)"))
+    return "gradients equal autograd of TunableBPR's loss with and without the L2 and L1 penalties"
 
 
 @grader("11.4")
-def bpr_step(learner) -> str:
-    """``learner(P, Q, b, users, pos, neg, lr, l2)`` equals ``BPR._step`` on the same weights."""
-    rng = np.random.default_rng(114)
-    n_users, n_items, dim, batch = 8, 12, 5, 64  # a batch larger than the tables: rows repeat
-    for lr, l2 in ((0.05, 0.01), (0.5, 0.0)):
-        p = rng.normal(0, 0.5, size=(n_users, dim))
-        q = rng.normal(0, 0.5, size=(n_items, dim))
-        b = rng.normal(0, 0.1, size=n_items)
-        users = rng.integers(0, n_users, size=batch)
-        pos = rng.integers(0, n_items, size=batch)
-        neg = (pos + rng.integers(1, n_items, size=batch)) % n_items
-        tp, tq, tb = (torch.tensor(a, dtype=torch.float64) for a in (p, q, b))
-        BPR._step(tp, tq, tb, torch.tensor(users), torch.tensor(pos), torch.tensor(neg), lr, l2)
-        got = learner(p.copy(), q.copy(), b.copy(), users.copy(), pos.copy(), neg.copy(), lr, l2)
-        assert isinstance(got, tuple) and len(got) == 3, "return the updated (P, Q, b)"
-        for name, mine, want, before in zip("PQb", got, (tp, tq, tb), (p, q, b), strict=True):
-            mine = np.asarray(mine, dtype=np.float64)
-            assert mine.shape == before.shape, f"{name} must keep its shape {before.shape}, got {mine.shape}"
-            assert not np.allclose(want.numpy(), before), "the fixture must move every table"
-            np.testing.assert_allclose(
-                mine, want.numpy(), rtol=1e-5, atol=1e-5,
-                err_msg=f"lr={lr}, l2={l2}: {name} differs from recsys_utils.models.bpr.BPR._step. With "
-                "x = p_u.(q_i - q_j) + b_i - b_j and g = sigmoid(-x), ascend: p_u += lr (g (q_i - q_j) - l2 p_u), "
-                "q_i += lr (g p_u - l2 q_i), q_j += lr (-g p_u - l2 q_j), b_i += lr (g - l2 b_i), "
-                "b_j -= lr (g + l2 b_j), all computed from the OLD weights, and a row that appears several "
-                "times in the batch gets the sum of its updates (np.add.at, not P[users] += ...)")
-    return "P, Q and b equal recsys_utils.models.bpr.BPR._step (same weights, repeated rows) to 1e-5"
+def soft_threshold(learner) -> str:
+    """``learner(theta, step, l1)``: a hand-computed case, then ``torch.nn.functional.softshrink``."""
+    got = as_array(learner(np.array([0.5, -0.5, 0.05, -0.02, 0.0]), 0.1, 1.0), "soft_threshold")
+    np.testing.assert_allclose(got, [0.4, -0.4, 0.0, 0.0, 0.0], atol=1e-12, err_msg=(
+        "theta=[0.5, -0.5, 0.05, -0.02, 0], step*l1=0.1 must give [0.4, -0.4, 0, 0, 0]: shrink |theta| by "
+        "step*l1 towards zero, keep the sign, and set what crosses zero to exactly 0"))
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=(5, 7))
+    for step, l1 in ((0.5, 0.3), (0.01, 2.0)):
+        expected = F.softshrink(torch.tensor(theta), step * l1).numpy()
+        np.testing.assert_allclose(as_array(learner(theta.copy(), step, l1), "soft_threshold"), expected,
+                                   atol=1e-12, err_msg=f"step={step}, l1={l1}: differs from torch's softshrink")
+    return "a hand-computed case and torch.nn.functional.softshrink agree"
+
+
+@grader("11.5")
+def blend_scores(learner) -> str:
+    """``learner([scores...], weights)`` equals ``BlendRecommender(..., normalise='zscore').score``."""
+    rng = np.random.default_rng(4)
+    x = (rng.random((30, 15)) < 0.3).astype(np.float64)
+    train = Interactions(sp.csr_matrix(x), IdIndex(np.arange(30), "user_id"), IdIndex(np.arange(15), "item_id"))
+    members = {"popularity": PopularityRecommender(), "ease": EASE(l2=5.0), "knn": ItemKNN()}
+    for model in members.values():
+        model.fit(train)
+    users = np.arange(30)
+    scores = [np.asarray(model.score(users), dtype=np.float64) for model in members.values()]
+    for weights in ([0.5, 0.3, 0.2], [1.0, 0.0, 0.0], [0.2, 1.0, -0.3]):
+        expected = BlendRecommender(members, weights, prefitted=True).fit(train).score(users)
+        got = as_array(learner([s.copy() for s in scores], np.asarray(weights)), "blend_scores")
+        assert got.shape == expected.shape, f"return a users x items matrix {expected.shape}, got {got.shape}"
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=(
+            f"weights={weights}: differs from BlendRecommender (z-score each member's scores per user row: "
+            "(s - row mean) / row std, 0 where the row is constant, then the weighted sum)"))
+    return "3 weight vectors equal recsys_utils.tuning.search.BlendRecommender on popularity, EASE and item-kNN"
+
+
+@grader("11.6")
+def init_weights(learner) -> str:
+    """``learner(fan_out, fan_in, scheme, rng)`` has the statistics of torch's xavier_uniform_ / kaiming_normal_."""
+    torch.manual_seed(0)
+    for fan_out, fan_in in ((300, 400), (200, 50)):
+        reference = {"xavier_uniform": torch.nn.init.xavier_uniform_(torch.empty(fan_out, fan_in, dtype=torch.float64)),
+                     "he_normal": torch.nn.init.kaiming_normal_(torch.empty(fan_out, fan_in, dtype=torch.float64),
+                                                                nonlinearity="relu")}
+        for scheme, expected in reference.items():
+            got = as_array(learner(fan_out, fan_in, scheme, np.random.default_rng(5)), "init_weights")
+            assert got.shape == (fan_out, fan_in), f"{scheme}: return a (fan_out, fan_in) array, got {got.shape}"
+            target = float(expected.std())
+            assert abs(got.std() / target - 1) < 0.03 and abs(got.mean()) < 0.05 * target, (
+                f"{scheme} with fan_in={fan_in}, fan_out={fan_out}: std {got.std():.4f}, mean {got.mean():.4f}; "
+                f"torch's init gives std {target:.4f} and mean 0 (Xavier: U(-a, a) with a = sqrt(6 / (fan_in + "
+                "fan_out)); He: N(0, 2 / fan_in))")
+            if scheme == "xavier_uniform":
+                bound = float(expected.abs().max())
+                assert got.min() >= -1.001 * bound and got.max() <= 1.001 * bound, "Xavier uniform exceeds its bound"
+    return "Xavier-uniform and He-normal statistics equal torch.nn.init's on two layer shapes"
