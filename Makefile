@@ -24,16 +24,17 @@ export PYTHONHASHSEED := 0
 OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 export OMP_NUM_THREADS
 
-.PHONY: help setup course test unit lint-imports lab learner readme bench strip lint clean
+.PHONY: help setup course test unit lint-imports lab board learner readme bench strip lint clean
 
 help:
 	@echo "make course  - install, execute every notebook (build/), regenerate README tables"
 	@echo "make test    - notebook hygiene, ruff, import contracts, unit tests, every notebook on every dataset it lists"
 	@echo "make unit    - the fast unit tests only (skips tests marked slow), under a minute"
 	@echo "make lab     - open JupyterLab in the course environment"
+	@echo "make board   - open TensorBoard on the training runs the notebooks logged (build/runs, 127.0.0.1:6006)"
 	@echo "make learner - write the learner edition (no solutions or answers) to build/learner/"
 	@echo "make readme  - regenerate README tables from build/results.json"
-	@echo "make bench   - run benchmarks/bench_*.py"
+	@echo "make bench   - run benchmarks/bench_*.py; speed ratios and scaling exponents in build/bench.json"
 	@echo "make strip   - remove outputs and execution counts from notebooks/"
 	@echo "make lint    - ruff and notebook hygiene only"
 	@echo "make lint-imports - the import-linter contracts in pyproject.toml (layers, no cycles)"
@@ -80,14 +81,21 @@ lint-imports: setup
 lab: setup
 	$(BIN)/jupyter lab
 
+# Training runs logged by the one training loop's TensorBoard callback (notebook 14 writes them).
+board: setup
+	$(BIN)/tensorboard --logdir build/runs --host 127.0.0.1 --port 6006
+
 learner: setup
 	$(BIN)/python scripts/make_learner.py
 
 readme: setup
 	$(BIN)/python scripts/update_readme.py
 
-# implicit (the bench extra) is in requirements.lock, so setup has installed it.
+# implicit (the bench extra) is in requirements.lock, so setup has installed it. bench_cf.py writes
+# the speed ratios against implicit and bench_scaling.py the scaling exponents into build/bench.json
+# (started afresh here); `make readme` turns it into the README's performance table.
 bench: setup
+	@mkdir -p build; rm -f build/bench.json
 	@shopt -s nullglob; status=0; files=(benchmarks/bench_*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks/bench_*.py yet"; fi; \
 	for f in "$${files[@]}"; do \

@@ -52,6 +52,16 @@ GRIDS: dict[str, dict[str, list]] = {
     "multvae": {"epochs": [60, 100]},
 }
 
+#: grids for the NCF protocol (``--dataset ncf --protocol leave-last-out-sampled``): the validation
+#: item is each user's latest *training* interaction, ranked against 99 sampled items; the winners go
+#: into benchmarks/settings/ncf.toml, which the bench command reads for ``--dataset ncf``
+NCF_GRIDS: dict[str, dict[str, list]] = {
+    "ease": {"l2": [50.0, 100.0, 200.0, 500.0]},
+    "als": {"dim": [64, 128], "l2": [3.0, 10.0, 30.0], "alpha": [1.0, 5.0], "epochs": [15]},
+    "mf": {"dim": [64, 128], "lr": [2e-3, 5e-3], "n_negatives": [4, 8], "epochs": [20]},
+    "neumf": {"lr": [1e-3], "epochs": [20, 40]},
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -60,15 +70,17 @@ def main() -> None:
     parser.add_argument("--protocol", default="random-75-25")
     parser.add_argument("--models", default="ease,als,itemknn,bpr")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--name", help="file prefix for --dataset ncf (e.g. ml-1m); uses the NCF grids")
     args = parser.parse_args()
-    data = load_bench_data(args.dataset, args.data_dir, seed=args.seed)
+    data = load_bench_data(args.dataset, args.data_dir, args.name, seed=args.seed)
+    grids = NCF_GRIDS if args.dataset == "ncf" else GRIDS
     train_frame, _ = split_frames(data, args.protocol, args.seed)  # the test part is never used here
     inner = BenchData(f"{data.name} (training part)", frame=train_frame.reset_index(drop=True))
     prepared = prepare(inner, args.protocol, seed=args.seed + 1)
     metric = "ndcg@10"
     print(f"validation: {prepared.train.nnz:,} fit rows, {prepared.test.nnz:,} validation rows; metric {metric}")
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        grid = GRIDS.get(name, {})
+        grid = grids.get(name, {})
         keys = list(grid)
         best = (-1.0, None)
         for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:

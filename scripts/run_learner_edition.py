@@ -1,6 +1,7 @@
 """Execute the learner edition (``make learner`` first) and report its checks.
 
-    python scripts/run_learner_edition.py      # every build/learner/*.ipynb, errors allowed
+    python scripts/run_learner_edition.py                  # every build/learner/*.ipynb, errors allowed
+    python scripts/run_learner_edition.py --only 07_deep_retrieval,08_deep_ranking
 
 Every ``check`` cell must report ``ExerciseNotDone`` (the stubs are empty) and no other cell may fail
 (exercises are self-contained: nothing later depends on them). Exit status 1 otherwise. Results go
@@ -9,6 +10,7 @@ to a scratch build folder, never over the course's ``build/results.json``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -37,8 +39,17 @@ def run(path: Path) -> bool:
     return ok
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated notebook names (default: all)")
+    only = {name.removesuffix(".ipynb") for name in parser.parse_args(argv).only.split(",") if name}
     notebooks = sorted((ROOT / "build" / "learner").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        unknown = only - {path.stem for path in notebooks}
+        if unknown:
+            print(f"run_learner_edition: no learner notebook named {', '.join(sorted(unknown))}")
+            return 1
+        notebooks = [path for path in notebooks if path.stem in only]
     if not notebooks:
         print("run_learner_edition: no learner notebooks; run `make learner` first")
         return 1

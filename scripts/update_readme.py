@@ -8,7 +8,10 @@ Generated from each notebook's ``metadata.recsys`` (title, learn, datasets) and 
 * README.md, between ``<!-- BEGIN notebooks -->`` and ``<!-- END notebooks -->``: one row per
   notebook with its datasets, measured CPU minutes and 2-4 headline results (:data:`HEADLINES`);
 * docs/results.md (the whole file): every result each notebook recorded with
-  ``recsys_utils.course.record``, plus the dataset and library versions of that run.
+  ``recsys_utils.course.record``, plus the dataset and library versions of that run;
+* README.md, between ``<!-- BEGIN performance -->`` and ``<!-- END performance -->`` (when the
+  markers are there): the speed ratios against ``implicit`` and the scaling exponents from
+  build/bench.json (``make bench``), with the machine and the thread count.
 
 No number in them is typed by hand: run ``make course`` (or ``make readme`` after it).
 """
@@ -30,6 +33,10 @@ from recsys_utils.course import load_results  # noqa: E402
 NOTEBOOK_DIR = ROOT / "notebooks"
 PATTERN = "[0-9][0-9]_*.ipynb"
 RESULTS_PAGE = ROOT / "docs" / "results.md"
+BENCH = ROOT / "build" / "bench.json"
+#: build/bench.json's ratio keys and how the performance table names them
+SPEED_TASKS = {"als_iteration": "ALS, one iteration", "bpr_epoch": "BPR, one epoch",
+               "topk_all_users": "top-10 for every user"}
 #: the results shown in the README's notebook table (the rest are in docs/results.md)
 HEADLINES = {
     "00_quickstart": ("ndcg@10/popularity", "ndcg@10/ease", "ndcg@10/oracle"),
@@ -134,9 +141,44 @@ def replace_region(text: str, region: str, body: str, source: Path) -> str:
     return text[: start + len(begin)] + "\n" + body.strip() + "\n" + text[stop:]
 
 
-def render(readme_text: str, readme: Path, notebooks: Path, results: dict) -> str:
+def _fixed(value: object, digits: int) -> str:
+    """A number with ``digits`` decimals; anything else as it is."""
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
+def performance_table(bench: dict) -> str:
+    """The README's performance region from build/bench.json (``make bench``)."""
+    ratios = bench.get("ratios")
+    if not ratios:
+        return "_No benchmark yet: run `make bench`._"
+    seconds, targets = bench.get("seconds", {}), bench.get("targets", {})
+    matrix = bench.get("matrix", {})
+    lines = ["| task | ours (s) | implicit (s) | ours / implicit | target |", "|---|---:|---:|---:|---:|"]
+    for key, label in SPEED_TASKS.items():
+        times = seconds.get(key, {})
+        lines.append(f"| {label} | {_fixed(times.get('ours', '-'), 3)} | {_fixed(times.get('implicit', '-'), 3)} "
+                     f"| {_fixed(ratios.get(key, '-'), 2)} | ≤ {_fixed(targets.get(key, '-'), 1)} |")
+    load = bench.get("load_average", {}).get("before", "?")
+    lines += ["", f"_Same random matrix ({matrix.get('users', '?')} x {matrix.get('items', '?')}, "
+              f"{matrix.get('nnz', '?')} interactions, {matrix.get('factors', '?')} factors), "
+              f"{bench.get('threads', '?')} threads on {cell(bench.get('machine', '?'))}, "
+              f"load average {load} at the start (`make bench`, benchmarks/bench_cf.py)._"]
+    scaling = bench.get("scaling", {}).get("exponents")
+    if scaling:
+        lines += ["", "| step | seconds ~ events^b | memory ~ events^b |", "|---|---:|---:|"]
+        lines += [f"| {step} | {_fixed(e.get('seconds_exponent', '-'), 2)} "
+                  f"| {_fixed(e.get('memory_exponent', '-'), 2)} |" for step, e in scaling.items()]
+        lines += ["", "_Fitted on log-log axes by benchmarks/bench_scaling.py; table, plot and where each method "
+                  "stops fitting one machine: [docs/scaling.md](docs/scaling.md)._"]
+    return "\n".join(lines)
+
+
+def render(readme_text: str, readme: Path, notebooks: Path, results: dict, bench: dict | None = None) -> str:
     headers = notebook_headers(notebooks)
-    return replace_region(readme_text, "notebooks", notebooks_table(headers, results), readme)
+    text = replace_region(readme_text, "notebooks", notebooks_table(headers, results), readme)
+    if "<!-- BEGIN performance -->" in text:
+        text = replace_region(text, "performance", performance_table(bench or {}), readme)
+    return text
 
 
 def results_page(notebooks: Path, results: dict) -> str:
@@ -155,10 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-page", type=Path, default=RESULTS_PAGE)
     parser.add_argument("--results", type=Path, default=None,
                         help="results.json (default: $RECSYS_BUILD_DIR or build/)")
+    parser.add_argument("--bench", type=Path, default=BENCH, help="make bench's JSON (default: build/bench.json)")
     args = parser.parse_args(argv)
 
     results = load_results(args.results)
-    outputs = {args.readme: render(args.readme.read_text(encoding="utf-8"), args.readme, args.notebooks, results),
+    bench = json.loads(args.bench.read_text(encoding="utf-8")) if args.bench.is_file() else {}
+    outputs = {args.readme: render(args.readme.read_text(encoding="utf-8"), args.readme, args.notebooks, results,
+                                   bench),
                args.results_page: results_page(args.notebooks, results)}
     stale = [path for path, text in outputs.items()
              if not path.is_file() or path.read_text(encoding="utf-8") != text]

@@ -22,10 +22,22 @@ Protocols (all treat every interaction as implicit feedback):
     metrics can rank models differently from full ones (Krichene & Rendle 2020). For ``--dataset ncf``
     the given negatives are used.
 
+``leave-one-out-full`` / ``leave-one-out-sampled``
+    The next-item protocols of the sequential papers (SASRec, gSASRec): last item test,
+    second-last validation, the test input includes the validation item; the target is ranked
+    against every item the user never touched, or against ``--negatives N`` of them drawn
+    uniformly or by popularity (``--negative-sampling``). Models: popularity, markov, gru4rec,
+    caser, sasrec (:mod:`recsys_utils.cli.bench_sequential`).
+
 Datasets: ``movielens-100k``, ``movielens-1m``, ``online-retail`` (``--data-dir`` is the unpacked
 folder or the cache folder), ``marketplace`` (generated; ``--data-dir`` unused) and ``ncf``: the
 files of He et al. 2017, ``DIR/NAME.train.rating``, ``NAME.test.rating``, ``NAME.test.negative``,
-selected with ``--name`` (e.g. ``--name ml-1m``).
+selected with ``--name`` (e.g. ``--name ml-1m``), and ``sequences``: a plain ``user item`` file in
+time order (``--data-dir`` the file, or its folder with ``--name``).
+
+Tuned settings are data: ``benchmarks/settings/ncf.toml`` for ``--dataset ncf`` and
+``benchmarks/settings/sequential.toml`` for the leave-one-out protocols
+(:mod:`recsys_utils.cli.bench_settings`); ``--settings FILE`` replaces them.
 
 The models' default hyperparameters (:data:`MODELS`) were chosen on a validation split carved out
 of the *training* part of MovieLens 100K under ``random-75-25`` (``benchmarks/tune_bench_defaults.py``;
@@ -35,7 +47,7 @@ its output is recorded in that script's docstring), never on a test split. With 
     model       random-75-25: P@10   R@10   NDCG@10  MAP@10  | leave-last-out-sampled: HR@10  NDCG@10
     ease                      0.414  0.220  0.478    0.339   |                         0.651  0.390
     als                       0.403  0.221  0.463    0.318   |                         0.668  0.397
-    bpr                       0.391  0.202  0.441    0.305   |                         0.661  0.381
+    bpr                       0.392  0.202  0.443    0.306   |                         0.649  0.376
     multvae                   0.375  0.206  0.431    0.287   |                         0.643  0.370
     itemknn                   0.334  0.178  0.396    0.263   |                         0.506  0.283
     mf                        0.336  0.186  0.383    0.236   |                         0.636  0.368
@@ -43,6 +55,14 @@ its output is recorded in that script's docstring), never on a test split. With 
     popularity                0.228  0.115  0.252    0.136   |                         0.416  0.229
 
 microsoft/recommenders' best published NDCG@10 on the random 75/25 protocol is 0.4687 (BiVAE), BPR 0.445.
+
+On the NCF protocol with ``benchmarks/settings/ncf.toml`` (mf, als, ease tuned on a validation split
+of the training file; NeuMF by the paper's published recipe), MovieLens 100K written in the NCF
+format by ``benchmarks/write_formats.py`` (seed 0; ``benchmarks/results/ml-100k_ncf.json``) gives
+HR@10 / NDCG@10: als 0.668 / 0.396, mf 0.664 / 0.391, ease 0.658 / 0.391, neumf 0.650 / 0.372,
+popularity 0.406 / 0.227 -- the tuned dot-product models match or beat NeuMF, as Rendle, Krichene,
+Zhang & Anderson (2020) found on MovieLens 1M (MF 0.7294 / 0.4523 against NeuMF's 0.730 / 0.447;
+a reference, not reproduced here: MovieLens 1M is not on the course machines).
 """
 
 from __future__ import annotations
@@ -60,6 +80,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys_utils.cli.bench_data import DATASETS, BenchData, BenchInputError, load_bench_data
+from recsys_utils.cli.bench_sequential import SAMPLING, SEQUENTIAL_MODELS, SEQUENTIAL_PROTOCOLS, run_sequential
+from recsys_utils.cli.bench_settings import default_settings, load_settings
 from recsys_utils.core.io import atomic_write
 from recsys_utils.core.seed import seed_everything
 from recsys_utils.core.vocabulary import ITEM, USER
@@ -69,6 +91,7 @@ from recsys_utils.evaluation.protocol import evaluate
 from recsys_utils.evaluation.sampled import SampledProtocol, evaluate_sampled, sampled_protocol
 from recsys_utils.models import registry
 from recsys_utils.models.base import Recommender
+from recsys_utils.scale.engines import ENGINES, on_engine
 
 PROTOCOLS = ("random-75-25", "leave-last-out-full", "leave-last-out-sampled")
 
@@ -200,11 +223,13 @@ SAME_SPLIT = {"leave-last-out-full": "leave-last-out-sampled", "leave-last-out-s
 
 def run_benchmark(data: BenchData, protocol: str, models: list[str], seed: int = 42,
                   log: Callable[[str], None] | None = print, also: tuple[str, ...] = (),
-                  overrides: dict[str, dict] | None = None) -> dict[str, dict]:
+                  overrides: dict[str, dict] | None = None, engine: str = "numpy") -> dict[str, dict]:
     """Fit and score each model; ``{model: {metric: value, "fit_seconds": s}}``.
 
+    ``engine="spark"`` trains ALS with Spark MLlib in local mode (:mod:`recsys_utils.scale.engines`).
+
     ``overrides`` maps a model name to constructor arguments replacing its defaults (e.g. fewer
-    epochs for a quick run); the command line always uses the documented defaults.
+    epochs for a quick run); the command line passes the settings file's tables (ncf.toml).
 
     ``also`` names protocols sharing ``protocol``'s split (the two leave-last-out ones): the same
     fitted model is scored under them too, under the key ``"also": {protocol: {metric: value}}``.
@@ -222,7 +247,7 @@ def run_benchmark(data: BenchData, protocol: str, models: list[str], seed: int =
     results: dict[str, dict[str, float]] = {}
     for name in models:
         seed_everything(seed)
-        model = MODELS[name].build(seed, **(overrides or {}).get(name, {}))
+        model = on_engine(MODELS[name].build(seed, **(overrides or {}).get(name, {})), engine)
         started = time.perf_counter()
         model.fit(prepared.train)
         fit_seconds = time.perf_counter() - started
@@ -241,11 +266,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True, help=", ".join(DATASETS))
     parser.add_argument("--data-dir", help="the unpacked archive, a cache folder, or the folder of the ncf files")
     parser.add_argument("--name", help="file prefix for --dataset ncf (e.g. ml-1m)")
-    parser.add_argument("--protocol", required=True, help=", ".join(PROTOCOLS))
+    parser.add_argument("--protocol", required=True, help=", ".join(PROTOCOLS + SEQUENTIAL_PROTOCOLS))
     parser.add_argument("--models", default="popularity,itemknn,als,bpr,ease,mf,neumf,multvae",
-                        help="comma-separated: " + ", ".join(MODELS))
+                        help="comma-separated: " + ", ".join(MODELS) + "; under the leave-one-out protocols: "
+                        + ", ".join(SEQUENTIAL_MODELS))
     parser.add_argument("--out", help="write the JSON object here as well")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--negatives", type=int, default=100, help="leave-one-out-sampled: negatives per user")
+    parser.add_argument("--negative-sampling", default="uniform", help=", ".join(SAMPLING))
+    parser.add_argument("--settings", help="TOML file of model arguments (default: benchmarks/settings/)")
+    parser.add_argument("--engine", choices=ENGINES, default="numpy",
+                        help="numpy (the course's models) or spark (MLlib ALS in local mode; --models als)")
     return parser
 
 
@@ -265,6 +296,25 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     return models
 
 
+def _run(args: argparse.Namespace, data: BenchData, models: list[str], log: Callable[[str], None]) -> dict:
+    """Dispatch to the next-item protocols or :func:`run_benchmark`, with the tuned settings."""
+    sequential = args.protocol in SEQUENTIAL_PROTOCOLS
+    kind = "sequential" if sequential else "ncf" if data.negatives is not None else ""
+    settings, origin = (load_settings(args.settings), args.settings) if args.settings else \
+        default_settings(kind) if kind else ({}, "")
+    if origin:
+        log(f"bench: settings from {origin}")
+    if sequential:
+        if data.frame is None:
+            raise BenchInputError(f"--protocol {args.protocol} needs whole histories; --dataset ncf comes pre-split")
+        if args.models == _parser().get_default("models"):
+            models = list(SEQUENTIAL_MODELS)
+        return run_sequential(data.frame, args.protocol, models, settings, args.negatives,
+                              args.negative_sampling, args.seed, log=log)
+    overrides = {name: value for name, value in settings.items() if name in models}
+    return run_benchmark(data, args.protocol, models, args.seed, log=log, overrides=overrides, engine=args.engine)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
@@ -274,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: data from {data.source or data.name}")
         for key, value in data.notes.items():
             log(f"bench: {key.replace('_', ' ')}: {value}")
-        results = run_benchmark(data, args.protocol, models, args.seed, log=log)
+        results = _run(args, data, models, log)
     except (BenchInputError, FileNotFoundError, KeyError) as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 2

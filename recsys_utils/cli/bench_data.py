@@ -1,4 +1,5 @@
-"""The benchmark command's data: a registered dataset, or the NCF paper's own files validated line by line."""
+"""The benchmark command's data: a registered dataset, the NCF paper's own files, or a plain ``user item``
+sequence file (SASRec's format), each validated line by line."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pandas as pd
 from recsys_utils.core.vocabulary import ITEM, TIMESTAMP, USER
 from recsys_utils.data.datasets import load_dataset
 from recsys_utils.data.interactions import IdIndex, Interactions
+from recsys_utils.data.sequence_files import read_sequence_file
 
-DATASETS = ("movielens-100k", "movielens-1m", "online-retail", "marketplace", "ncf")
+DATASETS = ("movielens-100k", "movielens-1m", "online-retail", "marketplace", "ncf", "sequences")
 
 
 class BenchInputError(ValueError):
@@ -145,11 +147,44 @@ def _collapse_duplicates(negatives: np.ndarray, positives: np.ndarray) -> tuple[
     return out, notes
 
 
+def sequence_path(data_dir: str | Path | None, name: str | None = None) -> Path:
+    """The sequence file: ``--data-dir`` itself, ``DIR/NAME`` or ``DIR/NAME.txt``, or a folder's only ``.txt``."""
+    if data_dir is None:
+        raise BenchInputError("--dataset sequences needs --data-dir (the 'user item' file or its folder)")
+    path = Path(data_dir)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise BenchInputError(f"--data-dir {path}: no such file or folder")
+    if name:
+        for candidate in (path / name, path / f"{name}.txt"):
+            if candidate.is_file():
+                return candidate
+        raise BenchInputError(f"--name {name}: neither {path / name} nor {path / name}.txt exists")
+    found = sorted(path.glob("*.txt"))
+    if len(found) != 1:
+        raise BenchInputError(f"--data-dir {path}: {len(found)} .txt files; give the file or --name NAME")
+    return found[0]
+
+
+def read_sequences(data_dir: str | Path | None, name: str | None = None) -> BenchData:
+    """A plain ``user item`` file (:mod:`recsys_utils.data.sequence_files`) as benchmark data."""
+    path = sequence_path(data_dir, name)
+    try:
+        read = read_sequence_file(path)
+    except ValueError as error:
+        raise BenchInputError(str(error)) from None
+    return BenchData(name=f"sequences/{path.stem}", frame=read.frame, source=f"sequence file {path}",
+                     notes=read.notes)
+
+
 def load_bench_data(dataset: str, data_dir: str | Path | None = None, name: str | None = None,
                     seed: int = 42) -> BenchData:
     """The interactions of ``dataset`` in the course vocabulary (see the module docstring)."""
     if dataset not in DATASETS:
         raise BenchInputError(f"--dataset: unknown {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if dataset == "sequences":
+        return read_sequences(data_dir, name)
     if dataset == "ncf":
         if not name or data_dir is None:
             raise BenchInputError("--dataset ncf needs --data-dir DIR and --name NAME (e.g. ml-1m)")

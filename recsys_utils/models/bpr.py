@@ -9,21 +9,30 @@ by stochastic gradient ascent. With ``g = σ(-x̂_uij)`` the gradients are
 
     ∂/∂p_u = g (q_i - q_j) - λ p_u,   ∂/∂q_i = g p_u - λ q_i,   ∂/∂q_j = -g p_u - λ q_j,
 
-so no autograd is needed: a mini-batch of triples is gathered, the updates are computed as dense
-tensor expressions and scattered back with ``index_add_`` (repeated rows add up, as in
-Hogwild-style parallel SGD). One epoch draws as many triples as there are stored interactions,
-like ``implicit``'s BPR. :class:`recsys_utils.models.bpr_torch.TorchBPR` is the autograd + Adam
+so no autograd is needed. Two engines apply these updates (``backend``):
+
+- ``"numba"`` (the CPU default): one triple at a time, compiled with numba and spread over
+  ``num_threads`` lock-free workers like ``implicit``'s BPR (:mod:`recsys_utils.models.bpr_kernels`);
+  with one thread, the same seed gives the same numbers;
+- ``"torch"`` (the default on a GPU): a mini-batch of triples is gathered, the updates are computed
+  as dense tensor expressions and scattered back with ``index_add_`` (repeated rows add up, as in
+  Hogwild-style parallel SGD); :meth:`BPR._step` is that update.
+
+One epoch draws as many triples as there are stored interactions, like ``implicit``'s BPR.
+:class:`recsys_utils.models.bpr_torch.TorchBPR` is the autograd + Adam
 version on the course's training loop.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
 from recsys_utils.core.device import resolve_device
 from recsys_utils.data.interactions import Interactions
 from recsys_utils.models.base import Recommender
+from recsys_utils.models.bpr_kernels import bpr_epoch
 from recsys_utils.models.factors import nearest_items
 from recsys_utils.models.train.batches import InteractionBatches
 
@@ -31,24 +40,32 @@ from recsys_utils.models.train.batches import InteractionBatches
 class BPR(Recommender):
     """BPR-MF: ``dim`` dimensions, SGD with learning rate ``lr`` and L2 penalty ``l2`` (λ).
 
-    ``batch_size`` triples per update step, ``epochs`` passes over the interactions.
+    ``epochs`` passes over the interactions; ``batch_size`` triples per update step of the torch
+    engine (the numba engine updates after every triple; ``backend="auto"`` picks numba on the CPU
+    and torch on a GPU).
     ``item_factors_`` and ``user_factors_`` are numpy arrays after ``fit``; ``item_bias_`` the
     item biases. Scores are ``p_u · q_i + b_i``. ``num_threads`` caps torch's threads during
     training (default 1: a mini-batch is too small for intra-op threads to pay off, and on a busy
-    machine they spin and slow each step down many times over; ``None`` keeps torch's setting).
+    machine they spin and slow each step down many times over; ``None`` keeps torch's setting) and
+    is the numba engine's number of workers (``None``: numba's thread count).
     """
+
+    BACKENDS = ("auto", "numba", "torch")
 
     name = "bpr"
 
     def __init__(self, dim: int = 64, lr: float = 0.05, l2: float = 0.001,
                  epochs: int = 20, batch_size: int = 2048, seed: int = 42, device: str | None = None,
-                 num_threads: int | None = 1) -> None:
+                 num_threads: int | None = 1, backend: str = "auto") -> None:
         super().__init__()
         if dim < 1 or epochs < 0 or batch_size < 1:
             raise ValueError(f"BPR: dim and batch_size must be >= 1, epochs >= 0 (got dim={dim}, "
                              f"batch_size={batch_size}, epochs={epochs})")
         if lr <= 0 or l2 < 0:
             raise ValueError(f"BPR: lr must be > 0 and l2 >= 0 (got lr={lr}, l2={l2})")
+        if backend not in self.BACKENDS:
+            raise ValueError(f"BPR: backend must be one of {self.BACKENDS}, got {backend!r}")
+        self.backend = backend
         self.dim = dim
         self.lr = lr
         self.l2 = l2
@@ -62,6 +79,9 @@ class BPR(Recommender):
         if train.nnz == 0:
             raise ValueError("BPR: the training matrix has no interactions")
         device = resolve_device(self.device)
+        if self.backend == "numba" or (self.backend == "auto" and device.type == "cpu"):
+            self._fit_numba(train)
+            return
         threads = torch.get_num_threads()
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
@@ -85,6 +105,34 @@ class BPR(Recommender):
         self.user_factors_ = p.cpu().numpy()
         self.item_factors_ = q.cpu().numpy()
         self.item_bias_ = b.cpu().numpy()
+
+    def _fit_numba(self, train: Interactions) -> None:
+        """The compiled per-triple engine (see the module docstring)."""
+        generator = torch.Generator().manual_seed(self.seed)
+        scale = 1.0 / np.sqrt(self.dim)
+        p = np.ones((train.n_users, self.dim + 1), dtype=np.float32)  # last column: 1 (bias weight)
+        q = np.zeros((train.n_items, self.dim + 1), dtype=np.float32)  # last column: the item bias
+        p[:, :-1] = ((torch.rand(train.n_users, self.dim, generator=generator) - 0.5) * scale).numpy()
+        q[:, :-1] = ((torch.rand(train.n_items, self.dim, generator=generator) - 0.5) * scale).numpy()
+        matrix = train.binary().tocsr()
+        matrix.sort_indices()
+        index_type = np.int32 if matrix.nnz < 2 ** 31 else np.int64  # smaller arrays, fewer cache misses
+        indptr, indices = matrix.indptr.astype(np.int64), matrix.indices.astype(index_type)
+        user_of = np.repeat(np.arange(train.n_users, dtype=index_type), np.diff(indptr))
+        workers = int(self.num_threads or numba.get_num_threads())
+        previous = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
+        self.loss_history_ = []
+        try:
+            for epoch in range(self.epochs):
+                total = bpr_epoch(indptr, indices, user_of, p, q, np.float32(self.lr), np.float32(self.l2),
+                                  int(self.seed) * 1_000_003 + epoch, workers, 5)
+                self.loss_history_.append(float(total) / max(1, len(indices)))
+        finally:
+            numba.set_num_threads(previous)
+        self.user_factors_ = np.ascontiguousarray(p[:, :-1])
+        self.item_factors_ = np.ascontiguousarray(q[:, :-1])
+        self.item_bias_ = q[:, -1].copy()
 
     @staticmethod
     def _step(p: torch.Tensor, q: torch.Tensor, b: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 from recsys_utils.models.als import ALS
 from recsys_utils.models.autoencoders import MultDAE, MultVAE
+from recsys_utils.models.autorec import AutoRec
 from recsys_utils.models.base import Recommender, constructor_parameters
 from recsys_utils.models.baselines import PopularityRecommender, RandomRecommender
 from recsys_utils.models.bpr import BPR
 from recsys_utils.models.bpr_torch import TorchBPR
 from recsys_utils.models.ctr import DeepFM
+from recsys_utils.models.dbn import DBNAutoencoder
 from recsys_utils.models.ease import EASE
 from recsys_utils.models.hybrid import AttributeHybrid, CategoryPopularity, ContentRecommender, GroupPopularity
+from recsys_utils.models.lightgcn import LightGCN
 from recsys_utils.models.mf import BiasBaseline, ExplicitMF, GlobalMean
 from recsys_utils.models.neighbors import ItemKNN, UserKNN
 from recsys_utils.models.neural import GMF, NCFMLP, IdMLP, IdMLPRegressor, NeuMF
+from recsys_utils.models.rbm import RBM
+from recsys_utils.models.two_tower import TwoTower
 
 #: name -> class; the names are what the bench command's ``--models`` and the tuning helpers accept
 MODELS: dict[str, type[Recommender]] = {
@@ -39,6 +44,9 @@ MODELS: dict[str, type[Recommender]] = {
     "neumf": NeuMF,
     "multvae": MultVAE,
     "multdae": MultDAE,
+    "autorec": AutoRec,
+    "rbm": RBM,
+    "dbn-autoencoder": DBNAutoencoder,
     "deepfm": DeepFM,
     "content": ContentRecommender,
     "attribute-hybrid": AttributeHybrid,
@@ -48,6 +56,8 @@ MODELS: dict[str, type[Recommender]] = {
     "bias-baseline": BiasBaseline,
     "explicit-mf": ExplicitMF,
     "idmlp-regressor": IdMLPRegressor,
+    "two-tower": TwoTower,
+    "lightgcn": LightGCN,
 }
 
 

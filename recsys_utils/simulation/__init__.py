@@ -1,1 +1,2 @@
-"""Simulation: the marketplace as an online environment (simulator, oracle), A/B tests and bandits."""
+"""Simulation: the marketplace as an online environment (simulator, oracle), A/B tests, bandits, logged
+feedback for off-policy evaluation, long-term user dynamics and reinforcement learning."""

@@ -1,5 +1,6 @@
 """Graders of notebook 05 (deep models): the documents' MLP on ids as an ``nn.Module``, binary cross-entropy
-by hand, NeuMF's fusion layer, the Mult-VAE loss and DeepFM's factorisation-machine interaction term."""
+by hand, NeuMF's fusion layer, the Mult-VAE loss, DeepFM's factorisation-machine interaction term and the
+RBM's CD-1 statistics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from recsys_utils.course.graders.registry import grader
 from recsys_utils.models.autoencoders import MultVAE, MultVAENet
 from recsys_utils.models.ctr import DeepFMNet
 from recsys_utils.models.neural import MLPNet, NeuMFNet
+from recsys_utils.models.rbm import RBMNet, cd_statistics, cd_surrogate
 
 
 def _pairs(n_users: int, n_items: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,3 +134,25 @@ def fm_interaction(learner) -> str:
         _close(learner(net.embedding(codes + net.offsets)), fm_part, "fm_interaction on DeepFMNet's embeddings",
                "0.5 * ((Σ_f e_f)² - Σ_f e_f²), summed over the embedding dimension")
     return "equal to the brute-force pairwise sum and to DeepFMNet's FM term (with minus without) to 1e-5"
+
+
+@grader("05.6")
+def cd1_statistics(learner) -> str:
+    """``learner(net, v0, vk)`` equals :func:`~recsys_utils.models.rbm.cd_statistics` and minus the autograd
+    gradient of the free-energy surrogate."""
+    torch.manual_seed(7)
+    net = RBMNet(12, 5).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.5)
+    v0 = torch.bernoulli(torch.full((9, 12), 0.3, dtype=torch.float64))
+    vk = net.gibbs(v0, k=1)
+    got = learner(net, v0, vk)
+    assert got is not None, "cd1_statistics returned None"
+    assert len(got) == 3, "return three tensors: (dW, db, dc)"
+    grads = torch.autograd.grad(cd_surrogate(net, v0, vk), [net.W, net.b, net.c])
+    for name, own, theirs, grad in zip(("dW", "db", "dc"), got, cd_statistics(net, v0, vk), grads, strict=True):
+        _close(own, theirs, f"cd1_statistics {name}", "positive phase (data v0, p(h|v0)) minus negative phase "
+               "(v_k, p(h|v_k)), averaged over the batch")
+        _close(own, -grad, f"cd1_statistics {name} vs autograd", "the free-energy surrogate's gradient is minus CD")
+    return "equal to recsys_utils.models.rbm.cd_statistics and to minus the surrogate's autograd gradient, to 1e-5"

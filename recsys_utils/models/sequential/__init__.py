@@ -31,7 +31,8 @@ trained with cross-entropy. Training uses the course loop
 gradient clipping, device choice, seeding).
 
 Modules: :mod:`.base` (protocol and evaluation), :mod:`.markov` (count baselines), :mod:`.nets`
-(the networks), :mod:`.neural` (the trained models); every public name is importable from here.
+(the networks), :mod:`.losses` (full softmax, sampled softmax, gBCE and one-negative BCE, the
+``loss=`` knob), :mod:`.neural` (the trained models); every public name is importable from here.
 
 Every network is causal (the state at position ``t`` depends on items ``<= t`` only) and
 padding-invariant (a history scores the same whatever the left padding in its batch); both are
@@ -52,6 +53,7 @@ from recsys_utils.models.sequential.base import (
     evaluate_next_item,
     history_matrix,
 )
+from recsys_utils.models.sequential.losses import LOSSES, gbce_beta, make_loss
 from recsys_utils.models.sequential.markov import MarkovChain, MostPopularNext
 from recsys_utils.models.sequential.nets import (
     CaserNet,
@@ -70,6 +72,7 @@ from recsys_utils.models.sequential.neural import (
 )
 
 __all__ = [
+    "LOSSES",
     "Caser",
     "CaserNet",
     "CausalSelfAttentionBlock",
@@ -86,6 +89,8 @@ __all__ = [
     "TorchSequentialRecommender",
     "compare_next_item",
     "evaluate_next_item",
+    "gbce_beta",
     "history_matrix",
+    "make_loss",
     "next_item_loss",
 ]

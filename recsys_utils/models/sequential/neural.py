@@ -2,7 +2,8 @@
 
 Item ids are embedded (``padding_idx=0``; the arrays' ``-1`` padding becomes 0), a network
 (:mod:`recsys_utils.models.sequential.nets`) turns the history into one vector per position, and
-the loss is the full softmax cross-entropy of the true next item at every position, trained by
+the loss is the full softmax cross-entropy of the true next item at every position (or, with
+``loss=``, a sampled softmax, gBCE or one-negative BCE: :mod:`.losses`), trained by
 :func:`~recsys_utils.models.train.loop.fit_torch` (batching, early stopping on validation NDCG@10,
 gradient clipping, device choice).
 """
@@ -19,7 +20,8 @@ from recsys_utils.core.device import resolve_device
 from recsys_utils.core.seed import seed_everything
 from recsys_utils.data.sequences import PAD, NextItemTask, Sequences
 from recsys_utils.models.sequential.base import SequentialRecommender, _check_histories, evaluate_next_item
-from recsys_utils.models.sequential.nets import CaserNet, GRU4RecNet, SASRecNet, SequenceNet, next_item_loss
+from recsys_utils.models.sequential.losses import make_loss
+from recsys_utils.models.sequential.nets import CaserNet, GRU4RecNet, SASRecNet, SequenceNet
 from recsys_utils.models.train.history import History
 from recsys_utils.models.train.loop import fit_torch
 
@@ -64,13 +66,22 @@ class TorchSequentialRecommender(SequentialRecommender):
     last ``max_len + 1`` items of each sequence (``max_len`` inputs, each predicting the next) and
     scoring the last ``max_len`` items of each history. For a benchmark, :meth:`init` builds the
     network and :meth:`train_epoch` runs one epoch.
+
+    ``loss`` picks the training loss (:mod:`recsys_utils.models.sequential.losses`): ``"ce"`` full
+    softmax (default), ``"sampled-ce"`` or ``"gbce"`` with ``n_negatives`` uniform negatives
+    (gSASRec's ``gbce_t``), or ``"bce"``, SASRec's original one-negative binary cross-entropy.
     """
 
     def __init__(self, dim: int = 64, epochs: int = 20, batch_size: int = 128, lr: float = 2e-3,
                  weight_decay: float = 0.0, dropout: float = 0.2, max_len: int = 50,
                  patience: int = 2, clip_norm: float | None = 5.0, device: str | None = None,
-                 seed: int = 42, progress: bool = False) -> None:
+                 seed: int = 42, progress: bool = False, loss: str = "ce", n_negatives: int = 256,
+                 gbce_t: float = 0.75) -> None:
         super().__init__()
+        make_loss(loss, n_negatives, gbce_t)  # validates the three knobs
+        self.loss = loss
+        self.n_negatives = int(n_negatives)
+        self.gbce_t = float(gbce_t)
         self.dim = int(dim)
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
@@ -115,7 +126,8 @@ class TorchSequentialRecommender(SequentialRecommender):
         def validate() -> float:
             return evaluate_next_item(self, validation, k=10)["ndcg@10"]
 
-        history = fit_torch(self.module_, batches, next_item_loss, self.optimizer_, epochs,
+        loss_fn = make_loss(self.loss, self.n_negatives, self.gbce_t)
+        history = fit_torch(self.module_, batches, loss_fn, self.optimizer_, epochs,
                             validate=validate if validation is not None else None,
                             patience=patience, clip_norm=self.clip_norm, device=self.device_,
                             progress=self.progress, desc=self.name)
@@ -150,11 +162,12 @@ class TorchSequentialRecommender(SequentialRecommender):
         return out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(dim={self.dim}, epochs={self.epochs}, lr={self.lr})"
+        loss = "" if self.loss == "ce" else f", loss={self.loss!r}"
+        return f"{type(self).__name__}(dim={self.dim}, epochs={self.epochs}, lr={self.lr}{loss})"
 
 
 class GRU4Rec(TorchSequentialRecommender):
-    """GRU4Rec-style recurrent next-item model trained with full softmax cross-entropy.
+    """GRU4Rec-style recurrent next-item model trained with full softmax cross-entropy (``loss=``).
 
     Each user's history is one sequence (not session-parallel mini-batches as in the paper, which
     predicts within anonymous sessions); the hidden state after each item is mapped into the item
@@ -176,7 +189,7 @@ class GRU4Rec(TorchSequentialRecommender):
 
 
 class Caser(TorchSequentialRecommender):
-    """Caser-style convolutional next-item model trained with full softmax cross-entropy."""
+    """Caser-style convolutional next-item model trained with full softmax cross-entropy (``loss=``)."""
 
     name = "caser"
 
@@ -192,7 +205,8 @@ class Caser(TorchSequentialRecommender):
 
 
 class SASRec(TorchSequentialRecommender):
-    """SASRec-style self-attentive next-item model trained with full softmax cross-entropy."""
+    """SASRec-style self-attentive next-item model; full softmax cross-entropy by default, ``loss="bce"``
+    for the paper's one-negative BCE, ``loss="gbce"`` for gSASRec (Petrov & Macdonald 2023)."""
 
     name = "sasrec"
 
