@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 
 from recsys_utils.core.topk import top_k
-from recsys_utils.core.vocabulary import CART, ITEM, PURCHASE, RANK, TIMESTAMP, USER
-from recsys_utils.data.world_truth import VIEWED_Z, funnel_probabilities, sigmoid, standardised_utility
+from recsys_utils.core.vocabulary import ITEM, RANK, TIMESTAMP, USER
 from recsys_utils.models.base import Recommender
-from recsys_utils.simulation.simulator import Simulator
+from recsys_utils.simulation.simulator import shown_ranks, true_funnel
 
 __all__ = ["TRUTH_COLUMNS", "impression_log", "impression_truth", "slate_requests"]
 
@@ -133,30 +132,18 @@ def impression_log(world, policy: Recommender, requests: pd.DataFrame, k: int = 
 def impression_truth(world, impressions: pd.DataFrame) -> pd.DataFrame:
     """Add the true :data:`TRUTH_COLUMNS` to ``user_id, item_id, rank, timestamp`` rows, evaluated at the
     last second of each row's day (the same click model and funnel as :meth:`Simulator.expected` then)."""
-    missing = [c for c in (USER, ITEM, RANK, TIMESTAMP) if c not in impressions.columns]
-    if missing:
-        raise KeyError(f"impression_truth: rows lack column(s) {missing} (columns: {list(impressions.columns)})")
-    ranks = pd.to_numeric(impressions[RANK], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks % 1 != 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"impression_truth: rank must be a whole number >= 1; row {row} has "
-                         f"{impressions[RANK].iloc[row]!r}")
+    if TIMESTAMP not in impressions.columns:
+        raise KeyError(f"impression_truth: rows lack column(s) {[TIMESTAMP]} (columns: {list(impressions.columns)})")
+    ranks = shown_ranks(impressions, "impression_truth")
     users = world.user_positions(impressions[USER].to_numpy())
     items = world.item_positions(impressions[ITEM].to_numpy())
     days = pd.to_datetime(impressions[TIMESTAMP]).dt.floor("D").to_numpy()
-    lat = world.latent
     out = {name: np.zeros(len(impressions)) for name in TRUTH_COLUMNS}
-    for day in np.unique(days):
+    for day in np.unique(days):  # one truth per day: the world's time terms move daily
         rows = np.flatnonzero(days == day)
         seconds = world.seconds(pd.Timestamp(day) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1))
-        z = standardised_utility(lat, users[rows], items[rows], seconds, world.config)
-        attract = sigmoid(Simulator.CLICK_BIAS + Simulator.CLICK_SLOPE * (z - VIEWED_Z))
-        launched = lat.launch_seconds[items[rows]] <= seconds
-        funnel = funnel_probabilities(lat, users[rows], items[rows], z)
-        out["p_click"][rows] = np.where(launched, attract / np.log2(ranks[rows] + 1.0), 0.0)
-        out["p_cart"][rows] = np.where(launched, funnel[CART], 0.0)
-        out["p_buy"][rows] = np.where(launched, funnel[PURCHASE], 0.0)
+        for name, values in true_funnel(world, users[rows], items[rows], ranks[rows], seconds).items():
+            out[name][rows] = values
     out["p_cvr"] = out["p_cart"] * out["p_buy"]
     out["p_ctcvr"] = out["p_click"] * out["p_cvr"]
     result = impressions.copy()

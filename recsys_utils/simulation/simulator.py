@@ -30,30 +30,14 @@ class Simulator:
 
     def expected(self, recommendations: pd.DataFrame, at=None) -> pd.DataFrame:
         """Add ``p_click`` and ``p_purchase`` (exact expectations) to a ``user_id, item_id, rank`` frame."""
-        missing = [c for c in (USER, ITEM, RANK) if c not in recommendations.columns]
-        if missing:
-            raise KeyError(f"Simulator: recommendations lack column(s) {missing}")
-        ranks = pd.to_numeric(recommendations[RANK], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks % 1 != 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"Simulator: rank must be a whole number >= 1 (ranks start at 1); row {row} has "
-                             f"{recommendations[RANK].iloc[row]!r}")
+        ranks = shown_ranks(recommendations, "Simulator")
         world = self.world
         users = world.user_positions(recommendations[USER].to_numpy())
         items = world.item_positions(recommendations[ITEM].to_numpy())
-        seconds = world.seconds(at)
-        lat = world.latent
-        z = standardised_utility(lat, users, items, seconds, world.config)
-        examine = 1.0 / np.log2(ranks + 1.0)
-        attract = sigmoid(self.CLICK_BIAS + self.CLICK_SLOPE * (z - VIEWED_Z))
-        launched = lat.launch_seconds[items] <= seconds
-        # an item not launched yet is never clicked (and before any launch the utility is undefined)
-        p_click = np.where(launched, examine * attract, 0.0)
-        funnel = funnel_probabilities(lat, users, items, z)
+        truth = true_funnel(world, users, items, ranks, world.seconds(at))
         out = recommendations.copy()
-        out["p_click"] = p_click
-        out["p_purchase"] = np.where(launched, p_click * funnel[CART] * funnel[PURCHASE], 0.0)
+        out["p_click"] = truth["p_click"]
+        out["p_purchase"] = truth["p_click"] * truth["p_cart"] * truth["p_buy"]
         return out
 
     def respond(self, recommendations: pd.DataFrame, at=None) -> pd.DataFrame:
@@ -69,6 +53,34 @@ class Simulator:
         )
         out["purchased"] = out["clicked"].to_numpy() & (self.rng.random(len(out)) < buy_given_click)
         return out
+
+
+def shown_ranks(frame: pd.DataFrame, who: str) -> np.ndarray:
+    """The ``rank`` column of a frame of shown items as floats, after checking its id and rank columns."""
+    missing = [c for c in (USER, ITEM, RANK) if c not in frame.columns]
+    if missing:
+        raise KeyError(f"{who}: rows lack column(s) {missing} (columns: {list(frame.columns)})")
+    ranks = pd.to_numeric(frame[RANK], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks % 1 != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{who}: rank must be a whole number >= 1 (ranks start at 1); row {row} has "
+                         f"{frame[RANK].iloc[row]!r}")
+    return ranks
+
+
+def true_funnel(world, users: np.ndarray, items: np.ndarray, ranks: np.ndarray, seconds: float) -> dict:
+    """The truth of showing item ``items[n]`` at ``ranks[n]`` to user ``users[n]`` (positions) at ``seconds``:
+    ``p_click`` (examination ``1 / log2(r + 1)`` times attraction), ``p_cart`` (add to cart given a click)
+    and ``p_buy`` (purchase given a cart); all 0 for an item not launched yet (its utility is undefined)."""
+    lat = world.latent
+    z = standardised_utility(lat, users, items, seconds, world.config)
+    attract = sigmoid(Simulator.CLICK_BIAS + Simulator.CLICK_SLOPE * (z - VIEWED_Z))
+    launched = lat.launch_seconds[items] <= seconds
+    funnel = funnel_probabilities(lat, users, items, z)
+    return {"p_click": np.where(launched, attract / np.log2(ranks + 1.0), 0.0),
+            "p_cart": np.where(launched, funnel[CART], 0.0),
+            "p_buy": np.where(launched, funnel[PURCHASE], 0.0)}
 
 
 class OracleRecommender(Recommender):

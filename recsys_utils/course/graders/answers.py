@@ -15,3 +15,13 @@ def as_array(value, name: str, shape: tuple[int, ...] | None = None, hint: str =
     out = np.asarray(value, dtype=np.float64)
     assert shape is None or out.shape == shape, f"{name} must have shape {shape}{hint}, got {out.shape}"
     return out
+
+
+def close_to(got, expected: torch.Tensor, what: str, hint: str, tol: float = 1e-5) -> None:
+    """Assert the learner's tensor ``got`` has ``expected``'s shape and lies within ``tol`` of it."""
+    assert got is not None, f"{what} returned None"
+    got = torch.as_tensor(got).detach().double()
+    expected = expected.detach().double()
+    assert got.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+    gap = float((got - expected).abs().max()) if got.numel() else 0.0
+    assert gap < tol, f"{what}: largest difference from the package {gap:.2e} ({hint})"

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recsys_utils.course.graders.answers import close_to
 from recsys_utils.course.graders.registry import grader
 from recsys_utils.models.autoencoders import MultVAE, MultVAENet
 from recsys_utils.models.ctr import DeepFMNet
@@ -20,15 +21,6 @@ from recsys_utils.models.rbm import RBMNet, cd_statistics, cd_surrogate
 def _pairs(n_users: int, n_items: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, n_users, (n,), generator=g), torch.randint(0, n_items, (n,), generator=g)
-
-
-def _close(got, expected: torch.Tensor, what: str, hint: str, tol: float = 1e-5) -> None:
-    assert got is not None, f"{what} returned None"
-    got = torch.as_tensor(got).detach().double()
-    expected = expected.detach().double()
-    assert got.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-    gap = float((got - expected).abs().max()) if got.numel() else 0.0
-    assert gap < tol, f"{what}: largest difference from the package {gap:.2e} ({hint})"
 
 
 @grader("05.1")
@@ -59,7 +51,7 @@ def id_mlp_module(learner_class) -> str:
             mine.out.weight.copy_(net.out.weight)
             mine.out.bias.copy_(net.out.bias)
             users, items = _pairs(7, 9, 40, dim)
-            _close(mine(users, items), torch.sigmoid(net(users, items)), "IdMLPNet.forward",
+            close_to(mine(users, items), torch.sigmoid(net(users, items)), "IdMLPNet.forward",
                    "concatenate [p_u ; q_i] (user first), ReLU after every hidden layer, sigmoid on the output")
     return "two layer layouts: with MLPNet's weights, outputs equal sigmoid(MLPNet) to 1e-5"
 
@@ -76,10 +68,10 @@ def binary_cross_entropy(learner) -> str:
     assert got is not None, "bce returned None"
     assert torch.is_tensor(got) and got.ndim == 0, "return one torch scalar (the mean over rows)"
     expected = F.binary_cross_entropy(torch.sigmoid(b), y)
-    _close(got, expected, "bce", "mean of -[y log p + (1 - y) log(1 - p)]: the bracket covers both terms")
+    close_to(got, expected, "bce", "mean of -[y log p + (1 - y) log(1 - p)]: the bracket covers both terms")
     got.backward()
     expected.backward()
-    _close(a.grad, b.grad, "the gradient of bce", "write the loss with torch operations so autograd can follow it")
+    close_to(a.grad, b.grad, "the gradient of bce", "write the loss with torch operations so autograd can follow it")
     return "200 rows: value and gradient equal torch.nn.functional.binary_cross_entropy"
 
 
@@ -93,7 +85,7 @@ def neumf_fusion(learner) -> str:
     net.eval()
     users, items = _pairs(8, 11, 30, 3)
     with torch.no_grad():
-        _close(learner(net, users, items), net(users, items), "neumf_logits",
+        close_to(learner(net, users, items), net(users, items), "neumf_logits",
                "concatenate [GMF's p⊙q ; the MLP tower's last layer] in that order, then net.out")
     return "30 pairs: equal to recsys_utils.models.neural.NeuMFNet.forward to 1e-5"
 
@@ -111,7 +103,7 @@ def mult_vae_loss(learner) -> str:
             expected = vae._loss(net, (None, rows))
             mu, logvar = net.encode(rows)
             logits = net.decode(mu)
-            _close(learner(logits, rows, mu, logvar, beta), expected, f"mult_vae_loss (beta={beta})",
+            close_to(learner(logits, rows, mu, logvar, beta), expected, f"mult_vae_loss (beta={beta})",
                    "mean over users of -Σ_i x_ui log softmax(logits)_i + beta · KL, "
                    "KL = ½ Σ (exp(logvar) + mu² - 1 - logvar)")
     return "beta 0 and 0.3: equal to recsys_utils.models.autoencoders.MultVAE's loss"
@@ -123,7 +115,7 @@ def fm_interaction(learner) -> str:
     torch.manual_seed(6)
     e = torch.randn(20, 5, 3, dtype=torch.float64)
     brute = sum((e[:, f] * e[:, g]).sum(-1) for f, g in itertools.combinations(range(5), 2))
-    _close(learner(e.clone()), brute, "fm_interaction", "sum over field pairs f < g of <e_f, e_g>, per row")
+    close_to(learner(e.clone()), brute, "fm_interaction", "sum over field pairs f < g of <e_f, e_g>, per row")
     net = DeepFMNet([4, 3, 5, 2], n_user_side=2, dim=3, hidden=(6,)).eval()
     torch.nn.init.normal_(net.embedding.weight, std=0.7)
     codes = torch.from_numpy(np.random.default_rng(6).integers(0, [4, 3, 5, 2], size=(12, 4)))
@@ -131,7 +123,7 @@ def fm_interaction(learner) -> str:
         with_fm = net(codes)
         net.fm = False
         fm_part = with_fm - net(codes)
-        _close(learner(net.embedding(codes + net.offsets)), fm_part, "fm_interaction on DeepFMNet's embeddings",
+        close_to(learner(net.embedding(codes + net.offsets)), fm_part, "fm_interaction on DeepFMNet's embeddings",
                "0.5 * ((Σ_f e_f)² - Σ_f e_f²), summed over the embedding dimension")
     return "equal to the brute-force pairwise sum and to DeepFMNet's FM term (with minus without) to 1e-5"
 
@@ -152,7 +144,7 @@ def cd1_statistics(learner) -> str:
     assert len(got) == 3, "return three tensors: (dW, db, dc)"
     grads = torch.autograd.grad(cd_surrogate(net, v0, vk), [net.W, net.b, net.c])
     for name, own, theirs, grad in zip(("dW", "db", "dc"), got, cd_statistics(net, v0, vk), grads, strict=True):
-        _close(own, theirs, f"cd1_statistics {name}", "positive phase (data v0, p(h|v0)) minus negative phase "
+        close_to(own, theirs, f"cd1_statistics {name}", "positive phase (data v0, p(h|v0)) minus negative phase "
                "(v_k, p(h|v_k)), averaged over the batch")
-        _close(own, -grad, f"cd1_statistics {name} vs autograd", "the free-energy surrogate's gradient is minus CD")
+        close_to(own, -grad, f"cd1_statistics {name} vs autograd", "the free-energy surrogate's gradient is minus CD")
     return "equal to recsys_utils.models.rbm.cd_statistics and to minus the surrogate's autograd gradient, to 1e-5"

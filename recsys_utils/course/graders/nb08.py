@@ -7,18 +7,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from recsys_utils.course.graders.answers import close_to
 from recsys_utils.course.graders.registry import grader
 from recsys_utils.models.din import AttentionPooling
 from recsys_utils.models.multitask import ESMMNet, MMoENet, esmm_loss
-
-
-def _close(got, expected: torch.Tensor, what: str, hint: str, tol: float = 1e-5) -> None:
-    assert got is not None, f"{what} returned None"
-    got = torch.as_tensor(got).detach().double()
-    expected = expected.detach().double()
-    assert got.shape == expected.shape, f"{what}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-    gap = float((got - expected).abs().max()) if got.numel() else 0.0
-    assert gap < tol, f"{what}: largest difference from the package {gap:.2e} ({hint})"
 
 
 @grader("08.1")
@@ -31,12 +23,12 @@ def attention_pooling(learner) -> str:
     expected_pooled, expected_weights = pool(keys, query, mask)
     got = learner(keys, query, mask, pool.unit)
     assert isinstance(got, tuple) and len(got) == 2, "return (pooled, weights)"
-    _close(got[1], expected_weights, "weights",
+    close_to(got[1], expected_weights, "weights",
            "the unit reads [k; q; k - q; k * q] per position; padded positions must get weight exactly 0")
-    _close(got[0], expected_pooled, "pooled", "the weighted sum over the positions, Σ_l a_l · k_l")
+    close_to(got[0], expected_pooled, "pooled", "the weighted sum over the positions, Σ_l a_l · k_l")
     noisy = keys.clone()
     noisy[~mask] = 100.0
-    _close(learner(noisy, query, mask, pool.unit)[0], expected_pooled, "pooled with other values in the padding",
+    close_to(learner(noisy, query, mask, pool.unit)[0], expected_pooled, "pooled with other values in the padding",
            "what the padding stores must not matter")
     return "weights and pooled interest equal AttentionPooling's; padding is ignored"
 
@@ -54,11 +46,11 @@ def esmm_entire_space_loss(learner) -> str:
     grads = torch.autograd.grad(expected, list(net.cvr.parameters()))
     ctr_logit, cvr_logit = net(codes)
     got = learner(ctr_logit, cvr_logit, clicked, purchased)
-    _close(got, expected, "the ESMM loss",
+    close_to(got, expected, "the ESMM loss",
            "BCE(click, pCTR) + BCE(click·purchase, pCTR·pCVR), both averaged over ALL impressions")
     mine = torch.autograd.grad(got, list(net.cvr.parameters()))
     for a, b in zip(mine, grads, strict=True):
-        _close(a, b, "the gradient reaching the CVR tower", "the loss must be built from the logits with torch ops")
+        close_to(a, b, "the gradient reaching the CVR tower", "the loss must be built from the logits with torch ops")
     return "value and CVR-tower gradient equal esmm_loss on 40 impressions"
 
 
@@ -74,7 +66,7 @@ def mmoe_gate(learner) -> str:
     for task in range(2):
         mixed = learner(h, list(net.experts), net.gates[task])
         assert mixed is not None, "mmoe_mix returned None"
-        _close(net.towers[task](mixed).squeeze(-1), logits[:, task], f"task {task}'s logits from your mixture",
+        close_to(net.towers[task](mixed).squeeze(-1), logits[:, task], f"task {task}'s logits from your mixture",
                "the gate's weights are a softmax over the experts, Σ_e g_e(h) · expert_e(h)")
     return "the mixtures give MMoENet's logits for both tasks"
 
