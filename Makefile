@@ -81,7 +81,7 @@ lint-imports: setup
 lab: setup
 	$(BIN)/jupyter lab
 
-# Training runs logged by the one training loop's TensorBoard callback (notebook 14 writes them).
+# Training runs logged by the one training loop's TensorBoard callback (notebook 17 writes them).
 board: setup
 	$(BIN)/tensorboard --logdir build/runs --host 127.0.0.1 --port 6006
 

@@ -26,7 +26,7 @@ The default stops at 20k users because the first step to outgrow 24 GiB is the w
 itself: its peak memory grows about as events^1.8 (docs/scaling.md), about 3 GiB at 20k users and
 past 20 GiB near 60k.
 
-What does not fit one machine goes to the Spark path (notebook 15, ``recsys_utils.scale``): ALS
+What does not fit one machine goes to the Spark path (notebook 18, ``recsys_utils.scale``): ALS
 and the metrics there are distributed; EASE has no distributed form (its inverse is dense).
 """
 
@@ -229,7 +229,7 @@ def write_docs(sizes: list[int], table: dict, exponents: dict, memory_limit: flo
               "its inverse (about 24 n_items^2 bytes in float64) whatever the number of events, so it stops near",
               f"{ease_items:,} items in {memory_limit / GIB:.0f} GiB; the other steps stop where the last column",
               "of the exponent table says (an extrapolation of the fitted memory exponent: read it as an order",
-              "of magnitude). Past these limits use the Spark path (notebook 15, `recsys_utils.scale`): ALS,",
+              "of magnitude). Past these limits use the Spark path (notebook 18, `recsys_utils.scale`): ALS,",
               "top-k and the metrics are distributed there; EASE has no distributed form.", ""]
     (docs / "scaling.md").write_text("\n".join(lines))
 

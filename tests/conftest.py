@@ -42,10 +42,10 @@ SLOW_TESTS: set[str] = {
 }
 
 #: Single parametrisations that are slow where the rest of their test is fast (full node ids, with
-#: the parameter): the Spark exercises start a JVM (notebook 15).
+#: the parameter): the Spark exercises start a JVM (notebook 18).
 SLOW_CASES: set[str] = {
-    "test_exercises.py::test_check_passes_on_the_solution_and_fails_on_stub_and_wrong_answer[15.1]",
-    "test_exercises.py::test_check_passes_on_the_solution_and_fails_on_stub_and_wrong_answer[15.2]",
+    "test_exercises.py::test_check_passes_on_the_solution_and_fails_on_stub_and_wrong_answer[18.1]",
+    "test_exercises.py::test_check_passes_on_the_solution_and_fails_on_stub_and_wrong_answer[18.2]",
 }
 
 

@@ -133,7 +133,7 @@ def local_config(cores: int | None = None, driver_memory: str = "2g", checkpoint
 
 
 def cluster_config(executors: int = 10, cores_per_executor: int = 4, memory: str = "8g") -> dict:
-    """What changes on a cluster (shown in notebook 15; not used here): master URL, executors, partitions."""
+    """What changes on a cluster (shown in notebook 18; not used here): master URL, executors, partitions."""
     partitions = str(2 * executors * cores_per_executor)
     return {
         "spark.master": "yarn  # or spark://host:7077, k8s://https://host:443",

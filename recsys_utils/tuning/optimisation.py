@@ -1,4 +1,4 @@
-"""A BPR matrix factorisation with every optimisation knob exposed, for the tuning lesson (09).
+"""A BPR matrix factorisation with every optimisation knob exposed, for the tuning lesson (14).
 
 :class:`TunableBPR` is :class:`~recsys_utils.models.bpr_torch.TorchBPR` (trained by the course loop
 :func:`~recsys_utils.models.train.loop.fit_torch`) plus the choices the lesson compares on one model:

@@ -18,14 +18,14 @@ from recsys_utils.course.graders import (
     nb06,  # noqa: F401  (registers its graders)
     nb07,  # noqa: F401  (registers its graders)
     nb08,  # noqa: F401  (registers its graders)
-    nb09,  # noqa: F401  (registers its graders)
-    nb10,  # noqa: F401  (registers its graders)
-    nb11,  # noqa: F401  (registers its graders)
     nb12,  # noqa: F401  (registers its graders)
     nb13,  # noqa: F401  (registers its graders)
     nb14,  # noqa: F401  (registers its graders)
     nb15,  # noqa: F401  (registers its graders)
     nb16,  # noqa: F401  (registers its graders)
+    nb17,  # noqa: F401  (registers its graders)
+    nb18,  # noqa: F401  (registers its graders)
+    nb19,  # noqa: F401  (registers its graders)
 )
 from recsys_utils.course.graders.registry import GRADERS, grader
 

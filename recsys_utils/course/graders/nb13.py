@@ -1,124 +1,157 @@
-"""Graders of notebook 13 (serving and personalisation): MMR re-ranking, a LinUCB step, decayed
-popularity and the Laplace mechanism, each against the package's own implementation."""
+"""Graders of notebook 13 (evaluation and A/B testing): the metrics and the tests by hand.
+
+10.1 NDCG@k and AP@k of a batch of users (against :func:`recsys_utils.core.metrics.ranking_metrics`),
+10.2 one user's AUC with ties (against ``per_user_auc`` and ``auc_score``), 10.3 the sampled and the
+full-catalogue rank of a held-out item (against :func:`recsys_utils.evaluation.sampled.evaluate_sampled`),
+10.4 the pooled two-proportion z-test and 10.5 the users per arm for a relative lift (against
+:mod:`recsys_utils.evaluation.significance`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
+from recsys_utils.core.metrics import auc_score, hits_at_k, per_user_auc, ranking_metrics
+from recsys_utils.course.graders.answers import as_array
 from recsys_utils.course.graders.registry import grader
-from recsys_utils.pipeline.privacy import laplace_counts
-from recsys_utils.pipeline.realtime import DecayedPopularity
-from recsys_utils.pipeline.rerank import mmr
-from recsys_utils.simulation.bandits import LinUCB
+from recsys_utils.evaluation.sampled import SampledProtocol, evaluate_sampled
+from recsys_utils.evaluation.significance import sample_size_two_means, two_proportion_ztest
 
 
-def _as_items(value, name: str) -> np.ndarray:
-    assert value is not None, f"{name} returned None"
-    return np.asarray(value).astype(np.int64)
+def _random_lists(rng: np.random.Generator, n_users: int, n_items: int, k: int
+                  ) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Random top-k lists and relevant sets; some users have fewer relevant items than k, some more."""
+    top = np.argsort(rng.random((n_users, n_items)), axis=1)[:, :k]
+    sizes = rng.integers(1, 2 * k + 3, size=n_users)
+    rows = np.repeat(np.arange(n_users), sizes)
+    cols = np.concatenate([rng.choice(n_items, size=s, replace=False) for s in sizes])
+    relevant = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_users, n_items))
+    return top, relevant
+
+
 
 
 @grader("13.1")
-def mmr_rerank(learner) -> str:
-    """``learner(candidates, scores, item_vectors, k, trade_off)`` for one user equals
-    :func:`recsys_utils.pipeline.rerank.mmr` on a batch of one."""
-    rng = np.random.default_rng(10)
-    vectors = rng.normal(size=(40, 6))
-    vectors[:20] += 2.0 * rng.normal(size=6)  # a cluster of similar items, so diversity matters
-    cases = 0
-    for trade_off in (1.0, 0.7, 0.4):
-        for _ in range(8):
-            candidates = rng.permutation(40)[:15]
-            n_valid = int(rng.integers(5, 16))
-            candidates[n_valid:] = -1
-            scores = np.where(candidates >= 0, rng.gamma(2.0, 2.0, 15), 0.0)
-            order = np.argsort(-scores, kind="stable")
-            candidates, scores = candidates[order], scores[order]
-            k = 8
-            expected = mmr(candidates[None], scores[None], vectors, k, trade_off)[0]
-            got = _as_items(learner(candidates.copy(), scores.copy(), vectors.copy(), k, trade_off), "mmr_rerank")
-            assert got.shape == (k,), f"return k={k} items (pad with -1), got shape {got.shape}"
-            assert np.array_equal(got, expected), (
-                f"trade_off={trade_off}, {n_valid} valid candidates: expected {expected.tolist()}, got {got.tolist()} "
-                "(rel = scores min-max scaled over the valid candidates; penalty = the MAX cosine similarity to "
-                "the items picked so far; ties go to the earlier candidate)")
-            cases += 1
-    return f"{cases} lists (three trade-offs, pads) equal recsys_utils.pipeline.rerank.mmr"
+def ndcg_and_ap(learner) -> str:
+    """``learner(hits, n_relevant)`` returns per-user NDCG@k and AP@k equal to the package's."""
+    rng = np.random.default_rng(8)
+    n_users, n_items = 200, 40
+    for k in (1, 5, 10):
+        top, relevant = _random_lists(rng, n_users, n_items, k)
+        hits = hits_at_k(top, relevant)
+        n_relevant = np.diff(relevant.indptr)
+        expected = ranking_metrics(top, relevant, k, ("ndcg", "map")).per_user
+        result = learner(hits.copy(), n_relevant.copy())
+        assert isinstance(result, tuple) and len(result) == 2, "return a pair (ndcg, ap) of arrays"
+        ndcg = as_array(result[0], "ndcg", (n_users,), hint=' (one value per user)')
+        ap = as_array(result[1], "ap", (n_users,), hint=' (one value per user)')
+        worst = int(np.argmax(np.abs(ndcg - expected[f"ndcg@{k}"].to_numpy())))
+        assert np.allclose(ndcg, expected[f"ndcg@{k}"], atol=1e-9), (
+            f"k={k}, user with hits {hits[worst].astype(int).tolist()} and {n_relevant[worst]} relevant items: "
+            f"NDCG expected {expected[f'ndcg@{k}'].iloc[worst]:.4f}, got {ndcg[worst]:.4f} "
+            "(the ideal DCG puts min(|R|, k) hits at the top, discount 1/log2(rank + 1))")
+        worst = int(np.argmax(np.abs(ap - expected[f"map@{k}"].to_numpy())))
+        assert np.allclose(ap, expected[f"map@{k}"], atol=1e-9), (
+            f"k={k}, user with hits {hits[worst].astype(int).tolist()} and {n_relevant[worst]} relevant items: "
+            f"AP expected {expected[f'map@{k}'].iloc[worst]:.4f}, got {ap[worst]:.4f} "
+            "(sum precision@j at the hit positions j, divide by min(|R|, k))")
+    return f"NDCG@k and AP@k equal recsys_utils' ranking_metrics for {n_users} random users at k = 1, 5, 10"
 
 
 @grader("13.2")
-def linucb(learner_choose, learner_update) -> str:
-    """``learner_choose(A, b, contexts, alpha)`` and ``learner_update(A, b, contexts, arms, rewards)``
-    follow :class:`recsys_utils.simulation.bandits.LinUCB` through several rounds."""
-    rng = np.random.default_rng(2)
-    n_arms, d = 4, 3
-    for alpha in (0.0, 1.0, 3.0):
-        policy = LinUCB(n_arms, d, alpha=alpha, ridge=1.0, seed=0)
-        a, b = policy.a.copy(), policy.b.copy()
-        for step in range(5):
-            contexts = np.column_stack([np.ones(30), rng.random(30) < 0.2, rng.gamma(1.0, 1.0, 30)]).astype(float)
-            expected = policy.choose(contexts)
-            got = _as_items(learner_choose(a.copy(), b.copy(), contexts.copy(), alpha), "linucb_choose")
-            assert got.shape == expected.shape, f"one arm per context row: shape {expected.shape}, got {got.shape}"
-            assert np.array_equal(got, expected), (
-                f"alpha={alpha}, round {step}: arms differ from LinUCB's on {int((got != expected).sum())} rows "
-                "(score = x . theta_a + alpha * sqrt(x^T A_a^-1 x) with theta_a = A_a^-1 b_a)")
-            rewards = rng.poisson(1.0 + expected).astype(float)
-            policy.update(contexts, expected, rewards)
-            result = learner_update(a.copy(), b.copy(), contexts.copy(), expected.copy(), rewards.copy())
-            assert result is not None and len(result) == 2, "linucb_update must return (A, b)"
-            a, b = (np.asarray(r, dtype=np.float64) for r in result)
-            np.testing.assert_allclose(a, policy.a, rtol=1e-9, atol=1e-9,
-                                       err_msg=f"alpha={alpha}, round {step}: A differs (A_a += sum of x x^T)")
-            np.testing.assert_allclose(b, policy.b, rtol=1e-9, atol=1e-9,
-                                       err_msg=f"alpha={alpha}, round {step}: b differs (b_a += sum of r x)")
-    return "arms and ridge statistics equal recsys_utils.simulation.bandits.LinUCB for 3 alphas x 5 rounds"
+def auc(learner) -> str:
+    """``learner(scores, relevant, candidates)`` equals ``per_user_auc`` (ties count half)."""
+    rng = np.random.default_rng(9)
+    n_users, n_items = 25, 60
+    scores = rng.integers(0, 6, size=(n_users, n_items)).astype(np.float64)  # many ties on purpose
+    relevant = sp.csr_matrix(rng.random((n_users, n_items)) < 0.15, dtype=np.float64)
+    seen = sp.csr_matrix((rng.random((n_users, n_items)) < 0.2) & (relevant.toarray() == 0), dtype=np.float64)
+    expected = per_user_auc(scores, relevant, exclude=seen)
+    checked = 0
+    for u in range(n_users):
+        candidates = np.setdiff1d(np.arange(n_items), seen[u].indices)
+        positive = set(relevant[u].indices.tolist())
+        if not positive or len(positive) == candidates.size:
+            continue
+        got = learner(scores[u].copy(), positive, candidates.copy())
+        assert got is not None, "auc returned None"
+        assert abs(float(got) - expected[u]) < 1e-9, (
+            f"user {u}: expected AUC {expected[u]:.4f}, got {float(got):.4f} "
+            "(count pairs (relevant, non-relevant candidate) with s_i > s_n, and a tie as one half)")
+        labels = np.isin(candidates, list(positive))
+        assert abs(float(got) - auc_score(labels, scores[u, candidates])) < 1e-9
+        checked += 1
+    return f"AUC equals recsys_utils' per_user_auc and auc_score for {checked} users with tied scores"
+
+
+class _FixedScores:
+    """A fitted 'model' that returns a fixed score matrix (the grader's fixture)."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def score(self, users) -> np.ndarray:
+        return self.scores[np.asarray(users)]
 
 
 @grader("13.3")
-def decayed_update(learner) -> str:
-    """Batches fed through ``learner(counts, clock, items, seconds, half_life_hours)`` give the counts of
-    :class:`recsys_utils.pipeline.realtime.DecayedPopularity`."""
-    rng = np.random.default_rng(5)
-    n_items = 25
-    for half_life in (1.0, 24.0):
-        package = DecayedPopularity(n_items, half_life_hours=half_life)
-        counts, clock, now = np.zeros(n_items), None, 0.0
-        for batch in range(6):
-            seconds = np.sort(now + rng.uniform(0, 3 * 3600 * half_life, 40))
-            items = rng.integers(0, n_items, 40)
-            now = float(seconds.max()) + rng.uniform(0, 3600)
-            package.update(items, seconds)
-            result = learner(counts.copy(), clock, items.copy(), seconds.copy(), half_life)
-            assert result is not None and len(result) == 2, "decayed_update must return (counts, clock)"
-            counts, clock = np.asarray(result[0], dtype=np.float64), result[1]
-            assert clock is not None and abs(float(clock) - package.clock) < 1e-6, (
-                f"the clock must move to the batch's latest event time {package.clock}, got {clock}")
-            np.testing.assert_allclose(counts, package.counts, rtol=1e-9, atol=1e-12,
-                                       err_msg=f"half-life {half_life} h, batch {batch}: counts differ "
-                                               "(factor 2^(-dt / h) with h in seconds)")
-    return "six batches at two half-lives equal recsys_utils.pipeline.realtime.DecayedPopularity"
+def sampled_and_full_rank(learner) -> str:
+    """``learner(scores, positive, negatives, blocked)`` equals the ranks of ``evaluate_sampled``."""
+    rng = np.random.default_rng(10)
+    n_users, n_items, n_neg = 30, 80, 15
+    scores = rng.integers(0, 20, size=(n_users, n_items)).astype(np.float64)
+    positives = rng.integers(0, n_items, size=n_users)
+    blocked_dense = rng.random((n_users, n_items)) < 0.25
+    blocked_dense[np.arange(n_users), positives] = True  # the held-out item itself is not a competitor
+    keys = np.where(blocked_dense, np.inf, rng.random((n_users, n_items)))
+    negatives = np.argsort(keys, axis=1)[:, :n_neg]
+    protocol = SampledProtocol(np.arange(n_users), positives, negatives, sp.csr_matrix(blocked_dense),
+                               n_items, seed=0)
+    ranks = evaluate_sampled(_FixedScores(scores), protocol, k=10).ranks
+    for u in range(n_users):
+        got = learner(scores[u].copy(), int(positives[u]), negatives[u].copy(), np.flatnonzero(blocked_dense[u]))
+        assert isinstance(got, tuple) and len(got) == 2, "return a pair (sampled_rank, full_rank)"
+        want = (int(ranks.sampled_rank.iloc[u]), int(ranks.full_rank.iloc[u]))
+        assert int(got[0]) == want[0], (
+            f"user {u}: sampled rank expected {want[0]}, got {got[0]} "
+            "(count the sampled negatives scoring at least as high as the positive)")
+        assert int(got[1]) == want[1], (
+            f"user {u}: full rank expected {want[1]}, got {got[1]} (count every item that is not blocked "
+            "and scores at least as high as the positive; the blocked items - training items and the "
+            "positive itself - do not compete)")
+    return f"sampled and full ranks equal recsys_utils.evaluation.sampled for {n_users} users with ties"
 
 
 @grader("13.4")
-def laplace_release(learner) -> str:
-    """``learner(counts, epsilon, sensitivity, seed)`` equals :func:`recsys_utils.pipeline.privacy.laplace_counts`
-    and its noise has the Laplace mechanism's scale Δ/ε."""
-    counts = np.random.default_rng(1).poisson(30.0, 5000).astype(float)
-    for epsilon, sensitivity, seed in ((1.0, 1.0, 0), (0.1, 10.0, 3), (5.0, 2.0, 7)):
-        got = learner(counts.copy(), epsilon, sensitivity, seed)
-        assert got is not None, "laplace_release returned None"
-        got = np.asarray(got, dtype=np.float64)
-        expected = laplace_counts(counts, epsilon, sensitivity=sensitivity, seed=seed)
-        assert got.shape == counts.shape, f"one noisy count per count: shape {counts.shape}, got {got.shape}"
-        assert got.min() >= 0, "clip the noisy counts at 0 (post-processing keeps the guarantee)"
-        scale = sensitivity / epsilon
-        inside = (counts > 5 * scale) & (got > 0)
-        if inside.sum() > 100:  # mean |noise| of Laplace(b) is b
-            measured = float(np.abs(got[inside] - counts[inside]).mean())
-            assert 0.8 * scale < measured < 1.2 * scale, (
-                f"epsilon={epsilon}, sensitivity={sensitivity}: the noise's mean size is {measured:.3f}, "
-                f"a Laplace mechanism's is sensitivity / epsilon = {scale:.3f}")
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12,
-                                   err_msg=f"epsilon={epsilon}, seed={seed}: differs from laplace_counts "
-                                           "(draw with np.random.default_rng(seed).laplace(0, scale, shape))")
-    return "three (ε, Δ, seed) settings equal recsys_utils.pipeline.privacy.laplace_counts; noise scale Δ/ε"
+def two_proportion_z(learner) -> str:
+    """``learner(successes_a, n_a, successes_b, n_b)`` returns the pooled z and two-sided p-value."""
+    cases = [(120, 2000, 150, 2000), (30, 400, 61, 900), (500, 10000, 480, 8000), (7, 50, 19, 60),
+             (45, 1000, 45, 1000)]
+    for s_a, n_a, s_b, n_b in cases:
+        got = learner(s_a, n_a, s_b, n_b)
+        assert isinstance(got, tuple) and len(got) == 2, "return a pair (z, p_value)"
+        z, p = two_proportion_ztest(s_a, n_a, s_b, n_b)
+        assert abs(float(got[0]) - z) < 1e-6, (
+            f"{s_a}/{n_a} vs {s_b}/{n_b}: z expected {z:.4f}, got {float(got[0]):.4f} "
+            "(z = (p_b - p_a) / sqrt(p (1 - p) (1/n_a + 1/n_b)) with the POOLED p = all successes / all trials)")
+        assert abs(float(got[1]) - p) < 1e-6, (
+            f"{s_a}/{n_a} vs {s_b}/{n_b}: two-sided p expected {p:.4f}, got {float(got[1]):.4f} "
+            "(p = 2 * (1 - Phi(|z|)))")
+    return f"z and p equal recsys_utils' two_proportion_ztest on {len(cases)} cases"
+
+
+@grader("13.5")
+def users_per_arm_for_lift(learner) -> str:
+    """``learner(mean, sd, lift, alpha, power)`` equals ``sample_size_two_means(lift * mean, sd, ...)``."""
+    cases = [(0.30, 0.9, 0.05, 0.05, 0.8), (0.12, 0.5, 0.10, 0.05, 0.9), (2.0, 3.0, 0.02, 0.01, 0.8),
+             (0.05, 0.3, 0.20, 0.10, 0.8)]
+    for mean, sd, lift, alpha, power in cases:
+        got = learner(mean, sd, lift, alpha=alpha, power=power)
+        assert got is not None, "users_per_arm_for_lift returned None"
+        want = sample_size_two_means(lift * mean, sd, alpha=alpha, power=power)
+        assert int(got) == want, (
+            f"mean {mean}, sd {sd}, lift {lift:.0%}, alpha {alpha}, power {power}: expected {want:,} users "
+            f"per arm, got {int(got):,} (n = 2 (z_(1-alpha/2) + z_power)^2 sd^2 / delta^2 with delta = lift * mean, "
+            "rounded up; the test is two-sided)")
+    return f"users per arm equal recsys_utils' sample_size_two_means on {len(cases)} cases"
