@@ -19,12 +19,17 @@ where each step's memory would pass the machine's RAM, and writes
     docs/scaling.png    seconds and memory against events, log-log
     build/bench.json    "scaling": {step: {"seconds_exponent", "memory_exponent", ...}} (other keys kept)
 
-    python benchmarks/bench_scaling.py                          # 2k, 6k, 20k users (minutes)
-    python benchmarks/bench_scaling.py --users 6000,60000,600000  # on a machine with far more memory
+    nice -n 10 python benchmarks/bench_scaling.py                 # 2k, 6k, 20k, 30k users (~10-20 min)
+    python benchmarks/bench_scaling.py --users 6000,60000,600000  # on a machine with more cores and memory
 
-The default stops at 20k users because the first step to outgrow 24 GiB is the world generator
-itself: its peak memory grows about as events^1.8 (docs/scaling.md), about 3 GiB at 20k users and
-past 20 GiB near 60k.
+A step's process is stopped after ``--step-timeout`` seconds; if the generator or the split is
+stopped (or fails), the larger sizes are skipped and the page says where the run stopped.
+
+World generation builds each week's users x items tables (choice probabilities, the utilities it
+standardises) for blocks of users (:mod:`recsys_utils.data.world_behaviour`), so its memory grows
+with the events; it used to hold them for all users at once, which grew like events^1.8 and would
+have passed 24 GiB near 60k users. Its time still grows like users x items (each visit is a choice
+over the whole catalogue), which is what bounds the sizes on a 2-core machine.
 
 What does not fit one machine goes to the Spark path (notebook 18, ``recsys_utils.scale``): ALS
 and the metrics there are distributed; EASE has no distributed form (its inverse is dense).
@@ -132,8 +137,8 @@ def _run_step(step: str, users: int, folder: Path) -> dict:
     return out
 
 
-def measure(users: int, folder: Path, memory_budget: float) -> dict[str, dict]:
-    """Every step at one size, each in a fresh process."""
+def measure(users: int, folder: Path, memory_budget: float, step_timeout: float = 600.0) -> dict[str, dict]:
+    """Every step at one size, each in a fresh process stopped after ``step_timeout`` seconds."""
     results: dict[str, dict] = {}
     for step in STEPS:
         if step == "ease":
@@ -146,9 +151,19 @@ def measure(users: int, folder: Path, memory_budget: float) -> dict[str, dict]:
                 print(f"  {step:<9} skipped: {results[step]['skipped']}", flush=True)
                 continue
         command = [sys.executable, __file__, "--child", step, "--users", str(users), "--folder", str(folder)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=step_timeout)
+        except subprocess.TimeoutExpired:
+            results[step] = {"failed": f"stopped after {step_timeout:.0f} s"}
+            print(f"  {step:<9} {results[step]['failed']}", flush=True)
+            if step in ("generate", "split"):  # the later steps need its output
+                break
+            continue
         if done.returncode != 0:
             results[step] = {"failed": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
+            if step in ("generate", "split"):
+                print(f"  {step:<9} {results[step]['failed']}", flush=True)
+                break
         else:
             results[step] = json.loads(done.stdout.strip().splitlines()[-1])
         shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in results[step].items()}
@@ -207,7 +222,8 @@ def write_docs(sizes: list[int], table: dict, exponents: dict, memory_limit: flo
              "memory is its peak resident set above its loaded inputs. `b` is the fitted exponent of",
              "cost ~ events^b on log-log axes.", "",
              f"Machine: {table['machine']}; threads (OMP_NUM_THREADS): {table['threads']}; load average at start "
-             f"{table['load_average']}.", "",
+             f"{table['load_average']}; the run took {table.get('wall_minutes', '?')} min"
+             f"{'; stopped at ' + table['stopped'] if 'stopped' in table else ''}.", "",
              "| users | events | " + " | ".join(f"{s} s / MiB" for s in STEPS) + " |",
              "|---|---|" + "---|" * len(STEPS)]
     for n in sizes:
@@ -236,7 +252,9 @@ def write_docs(sizes: list[int], table: dict, exponents: dict, memory_limit: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", default="2000,6000,20000", help="comma-separated sizes")
+    parser.add_argument("--users", default="2000,6000,20000,30000", help="comma-separated sizes")
+    parser.add_argument("--step-timeout", type=float, default=600.0,
+                        help="seconds before a step's process is stopped (its size then stops there)")
     parser.add_argument("--memory-gib", type=float, default=24.0, help="the machine's RAM, for the limits")
     parser.add_argument("--json", default=str(ROOT / "build" / "bench.json"))
     parser.add_argument("--docs", default=str(ROOT / "docs"))
@@ -253,12 +271,19 @@ def main() -> None:
 
     table: dict = {"machine": machine(), "load_average": [round(x, 2) for x in os.getloadavg()],
                    "threads": os.environ.get("OMP_NUM_THREADS", "all cores")}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             print(f"== {n:,} users", flush=True)
             folder = Path(tmp) / str(n)
             folder.mkdir()
-            table[n] = measure(n, folder, memory_limit / 3)
+            table[n] = measure(n, folder, memory_limit / 3, args.step_timeout)
+            if "events" not in table[n].get("generate", {}):  # larger worlds would not do better
+                print(f"  generation did not finish at {n:,} users: larger sizes skipped", flush=True)
+                table["stopped"] = f"{n:,} users: generate {table[n]['generate'].get('failed', 'failed')}"
+                break
+    sizes = [n for n in sizes if "events" in table.get(n, {}).get("generate", {})]
+    table["wall_minutes"] = round((time.perf_counter() - started) / 60.0, 1)
     exponents = fit_exponents(sizes, table, memory_limit)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)

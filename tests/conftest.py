@@ -37,8 +37,13 @@ SLOW_TESTS: set[str] = {
     "test_service.py::test_load_generator_counts_latencies_and_a_swap_under_load",  # 3.6 wall at load 11
     "test_sequential_losses.py::test_every_loss_trains_sasrec_on_a_cycle",  # 4 x 1.3 (one thread)
     "test_bench_sequential.py::test_cli_runs_on_a_sequence_file",  # 2 x 1.0 (one thread)
+    "test_bench_sequential.py::test_python_dash_m_recsys_utils_bench_runs_the_issue_command",  # 4.5 (new process)
     "test_multitask.py::test_esmm_recovers_a_planted_funnel",  # 17 s wall under load 10 (~190 Adam steps)
     "test_din.py::test_din_learns_a_target_behaviour_match",  # 9 s wall under load 10 (~130 Adam steps)
+    "test_content_towers.py::test_cold_start_model_beats_an_attribute_free_baseline",  # 2 x ~2 (ALS + 25 epochs)
+    "test_world_images.py::test_images_carry_the_style_and_attributes_do_not",  # ~1.5 (ridge probes, 800 items)
+    "test_world_complements.py::test_default_world_minus_followups_is_the_old_world",  # ~8 (two default worlds)
+    "test_world_complements.py::test_the_relation_shows_up_in_the_purchases",  # ~4 world + ~3 brute-force lift
 }
 
 #: Single parametrisations that are slow where the rest of their test is fast (full node ids, with

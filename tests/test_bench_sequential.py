@@ -161,3 +161,23 @@ def test_settings_files_are_read_and_bad_ones_named(tmp_path):
     for kind in ("ncf", "sequential"):  # the repository's own files parse and name known models
         settings, origin = default_settings(kind)
         assert settings and origin.endswith(f"{kind}.toml")
+
+
+
+def test_python_dash_m_recsys_utils_bench_runs_the_issue_command(tmp_path):
+    """``python -m recsys_utils.bench ...`` exactly as the issue writes it, in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    _sequence_file(tmp_path)
+    out = tmp_path / "r.json"
+    command = [sys.executable, "-m", "recsys_utils.bench", "--dataset", "sequences", "--data-dir", str(tmp_path),
+               "--protocol", "leave-one-out-sampled", "--negatives", "5", "--models", "popularity,markov",
+               "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["markov"]["protocol"] == "leave-one-out-sampled" and result["markov"]["candidates_mean"] == 6.0
+    assert json.loads(done.stdout) == result  # the same JSON on stdout and in --out

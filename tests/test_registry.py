@@ -52,10 +52,12 @@ def side_inputs(name: str, market: dict) -> dict:
         "group-popularity": {"users": market["users"]},
         "category-popularity": {"item_categories": market["items"].category.to_numpy()},
         "deepfm": {"events": market["events"], "items": market["items"], "users": market["users"], "epochs": 2},
+        "multimodal": {"factor_model": ALS(dim=4, epochs=2, device="cpu"), "items": market["items"],
+                       "modalities": ("attributes",), "epochs": 2},
     }.get(name, {})
 
 
-NEEDS_DATA = {"content", "attribute-hybrid", "group-popularity", "category-popularity", "deepfm"}
+NEEDS_DATA = {"content", "attribute-hybrid", "group-popularity", "category-popularity", "deepfm", "multimodal"}
 
 
 def test_names_are_sorted_and_cover_the_protocol():

@@ -108,3 +108,42 @@ def test_every_loss_trains_sasrec_on_a_cycle(loss):
     assert model.recommend_next(histories, k=1)[:, 0].tolist() == [3, 0]
     assert model.history_.train_loss[-1] < model.history_.train_loss[0]
     assert "loss=" in repr(model) or loss == "ce"
+
+
+class _FixedLogits(torch.nn.Module):
+    """A stand-in network whose every position has hidden vector [1]: item j's logit is ``logits[j]``."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.n_items = len(logits)
+        self.item_embedding = torch.nn.Embedding(self.n_items + 1, 1)
+        with torch.no_grad():
+            self.item_embedding.weight[1:, 0] = torch.tensor(logits)
+        self.output_bias = torch.nn.Parameter(torch.zeros(self.n_items))
+
+    def encode(self, inputs):
+        return torch.ones(*inputs.shape, 1)
+
+
+def test_gbce_matches_a_hand_computed_case_and_the_papers_calibrated_positive(monkeypatch):
+    """Petrov & Macdonald (2023), eq. 4-6: n = 5 items, k = 3 negatives, t = 0.5.
+
+    alpha = 3/4, beta = 3/4 (1/2 (1 - 4/3) + 4/3) = 7/8. One position: target item 1 with logit ln 3;
+    the draws are items 0, 1, 2 (logits 0, ln 3, -ln 3); the draw equal to the target is dropped from
+    the negative sum, the mean still divides by 1 + k = 4.
+    """
+    assert gbce_beta(3, 5, 0.5) == pytest.approx(7 / 8)
+    ln3 = np.log(3.0)
+    net = _FixedLogits([0.0, ln3, -ln3, 0.0, 2.0])
+    batch = torch.tensor([[1, 2]])  # input item 0, target item 1 (ids are 1-based, 0 = padding)
+    monkeypatch.setattr(torch, "randint", lambda low, high, size, device=None: torch.tensor([0, 1, 2]))
+    with torch.no_grad():
+        loss = float(make_loss("gbce", n_negatives=3, gbce_t=0.5)(net, batch))
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    by_hand = (7 / 8 * -np.log(0.75) + softplus(0.0) + softplus(-ln3)) / 4  # sigma(ln 3) = 3/4
+    assert loss == pytest.approx(by_hand, rel=1e-6)
+    assert by_hand == pytest.approx(0.308138, abs=1e-6)
+    # the paper's form: BCE on a transformed positive logit s' with sigma(s') = sigma(s)^beta
+    p_beta = 0.75 ** (7 / 8)
+    transformed = np.log(p_beta / (1 - p_beta))
+    assert loss == pytest.approx((softplus(-transformed) + softplus(0.0) + softplus(-ln3)) / 4, rel=1e-6)

@@ -41,7 +41,10 @@ from recsys_utils.data.world_behaviour import (
     simulate_events,
     write_reviews,
 )
+from recsys_utils.data.world_complements import add_followups, complement_frame
+from recsys_utils.data.world_images import render_thumbnails
 from recsys_utils.data.world_latent import Latent, WorldConfig, make_latent
+from recsys_utils.data.world_search import RawSearchLog, make_raw_search_log, make_searches
 from recsys_utils.data.world_truth import pair_utility, utility
 
 
@@ -57,6 +60,8 @@ class Marketplace:
     - ``reviews``: ``user_id, item_id, timestamp, rating`` (1-5) for some purchases
     - ``user_truth``: what generated each user (``segment``, price sensitivity, activity, ...)
     - ``raw``: the four messy sources and their truth table (built on first access)
+    - ``thumbnails``: a 32 x 32 RGB picture per item drawn from its hidden style (built on first
+      access; :mod:`recsys_utils.data.world_images`, whose ``style_r2`` measures what they carry)
     """
 
     def __init__(
@@ -106,7 +111,27 @@ class Marketplace:
         """The raw company sources with injected dirt (see :mod:`recsys_utils.data.raw_sources`)."""
         return make_raw_sources(self)
 
+    @cached_property
+    def searches(self) -> pd.DataFrame:
+        """Search sessions: ``search_id, user_id, timestamp, query, intent_category, ..., clicked_item_id``."""
+        return make_searches(self)
+
+    @cached_property
+    def raw_search_log(self) -> RawSearchLog:
+        """The search server's raw query log (typed queries with defects) and its truth table."""
+        return make_raw_search_log(self, self.searches)
+
+    @cached_property
+    def thumbnails(self) -> np.ndarray:
+        """32 x 32 RGB item pictures (uint8, items in table order) drawn from each item's hidden style."""
+        return render_thumbnails(self.latent, self.config)
+
     # ----------------------------------------------------------------------------- the truth
+    @cached_property
+    def complements(self) -> pd.DataFrame:
+        """The true complementary relation: ``source_category, target_category, strength`` (directional)."""
+        return complement_frame(self.config.complement_rate)
+
     def user_positions(self, user_ids) -> np.ndarray:
         pos = self._user_pos.get_indexer(np.asarray(user_ids))
         if (pos < 0).any():
@@ -160,6 +185,8 @@ def generate(config: WorldConfig | None = None, **overrides) -> Marketplace:
                          "n_weeks or sessions_per_week")
     cancelled_frame = course_events(cancelled, users, items, config)
     reviews = write_reviews(events, users, items, config, rng)
+    if config.complement_rate > 0:  # follow-ups drawn last, from their own generator
+        interactions = course_events(add_followups(events, lat, items, config), users, items, config)
     return Marketplace(config, lat, users, items, interactions, reviews, cancelled_frame)
 
 

@@ -8,6 +8,11 @@ previous item's category with probability ``same_category`` and going on with pr
 ``searchsorted`` per step for all sessions. Every view may lead to a favourite, an add-to-cart
 and a purchase (:func:`~recsys_utils.data.world_truth.funnel_probabilities`); purchases get
 quantities and paid prices, some orders are cancelled, and some purchases are reviewed.
+
+The dense users x items tables of a week (choice probabilities, utilities to standardise) are
+built for blocks of users (about 32 MiB each), so memory grows with the events rather than with
+users x items; the walk's uniform draws are made up front in the order the walk uses them, so any
+block size gives the same world, bit for bit.
 """
 
 from __future__ import annotations
@@ -53,6 +58,96 @@ def sample_rows(
     return flat - rows * n_cols
 
 
+#: float64 cells per user block of the weekly choice tables (p and its cumulative sums): ~32 MiB each
+_BLOCK_CELLS = 4_000_000
+
+
+def _user_blocks(n_users: int, n_items: int) -> list[slice]:
+    """Consecutive blocks of the week's active users, small enough that ``rows x n_items`` stays bounded.
+
+    No block holds a single user unless there is only one: numpy multiplies a one-row matrix with
+    a different BLAS routine (gemv), whose last bits can differ from the matrix product's.
+    """
+    rows = max(2, _BLOCK_CELLS // max(n_items, 1))
+    starts = list(range(0, n_users, rows))
+    if len(starts) > 1 and n_users - starts[-1] == 1:
+        starts.pop()  # the last user joins the block before
+    return [slice(start, stop) for start, stop in zip(starts, starts[1:] + [n_users], strict=True)]
+
+
+def _view_blocks(users: np.ndarray, n_items: int) -> list[np.ndarray]:
+    """Positions of ``users`` grouped in blocks of whole users, as many per block as :func:`_user_blocks` allows."""
+    order = np.argsort(users, kind="stable")
+    first = np.flatnonzero(np.r_[True, np.diff(users[order]) != 0])  # where each user's run starts
+    starts = np.r_[first, len(users)]
+    return [order[starts[b.start]:starts[b.stop]] for b in _user_blocks(len(first), n_items)]
+
+
+def _draw_uniforms(length: np.ndarray, max_steps: int, local: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Every uniform draw of the session walks, in the order the walk makes them.
+
+    Step 0 draws one number per session; each later step draws, for the sessions still going
+    (``length > step``, known up front), one number for staying in the category and one for the
+    item. Drawing them before the walk lets the walk run block by block of users; each step also
+    keeps its sessions' user rows (sorted, so a block's sessions are one slice).
+    """
+    first = rng.random(len(length))
+    steps = []
+    for step in range(1, max_steps):
+        alive = np.flatnonzero(length > step)
+        if len(alive) == 0:
+            break
+        stay = rng.random(len(alive))
+        steps.append((alive, local[alive], stay, rng.random(len(alive))))
+    return first, steps
+
+
+def _search_block(cdf_flat: np.ndarray, first_row: int, n_cols: int, rows: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """:func:`sample_rows` with given draws on the block of rows from ``first_row`` (same arithmetic)."""
+    target = rows + lo + draws * (hi - lo)
+    flat = np.searchsorted(cdf_flat, target, side="right") + first_row * n_cols
+    flat = np.minimum(flat, (rows + 1) * n_cols - 1)
+    return flat - rows * n_cols
+
+
+def _sample_sessions(block: slice, active_users: np.ndarray, local: np.ndarray,
+                     first_draws: np.ndarray, step_draws: list, session_items: np.ndarray, week_start: float,
+                     lat: Latent, config: WorldConfig) -> None:
+    """Walk the sessions of one block of active users (rows of ``local`` are sorted by user)."""
+    n_items = len(lat.appeal)
+    mid = week_start + SECONDS_PER_WEEK / 2
+    u = utility(lat, active_users[block], np.arange(n_items), mid, config, available_only=False)
+    # an item launched during the week becomes available from the next week on
+    u[:, lat.launch_seconds > week_start] = -np.inf
+    u -= u.max(axis=1, keepdims=True)
+    p = np.exp(u, out=u)
+    p /= p.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(p, axis=1)
+    cdf[:, -1] = 1.0
+    cdf_flat = (cdf + np.arange(block.start, block.stop)[:, None]).ravel()
+    sessions = slice(*np.searchsorted(local, [block.start, block.stop]))
+    rows = local[sessions]
+    zeros, ones = np.zeros(len(rows)), np.ones(len(rows))
+    session_items[sessions, 0] = _search_block(cdf_flat, block.start, n_items, rows, zeros, ones,
+                                               first_draws[sessions])
+    bounds = lat.leaf_bounds
+    for step, (alive, alive_rows, stay_draws, item_draws) in enumerate(step_draws, start=1):
+        part = slice(*np.searchsorted(alive_rows, [block.start, block.stop]))
+        alive, rows = alive[part], alive_rows[part]
+        if len(alive) == 0:
+            continue
+        leaf = lat.item_leaf[session_items[alive, step - 1]]
+        in_block = rows - block.start
+        lo = cdf[in_block, bounds[leaf]] - p[in_block, bounds[leaf]]
+        hi = cdf[in_block, bounds[leaf + 1] - 1]
+        stay = (stay_draws[part] < config.same_category) & (hi - lo > 1e-9)
+        lo = np.where(stay, lo, 0.0)
+        hi = np.where(stay, hi, 1.0)
+        session_items[alive, step] = _search_block(cdf_flat, block.start, n_items, rows, lo, hi, item_draws[part])
+
+
 def _simulate_week(
     week: int, lat: Latent, config: WorldConfig, rng: np.random.Generator, traffic: float
 ) -> dict[str, np.ndarray]:
@@ -73,40 +168,13 @@ def _simulate_week(
     device = np.minimum(device, 2)
     length = np.minimum(rng.geometric(1.0 - config.session_continue, len(users)), 40)
 
-    # the choice model of this week, for the users who come
+    # the choice model of this week, for the users who come, in blocks of users (memory ~ events)
     active_users, local = np.unique(users, return_inverse=True)
-    n_items = len(lat.appeal)
-    mid = week_start + SECONDS_PER_WEEK / 2
-    u = utility(lat, active_users, np.arange(n_items), mid, config, available_only=False)
-    # an item launched during the week becomes available from the next week on
-    u[:, lat.launch_seconds > week_start] = -np.inf
-    u -= u.max(axis=1, keepdims=True)
-    p = np.exp(u)
-    p /= p.sum(axis=1, keepdims=True)
-    cdf = np.cumsum(p, axis=1)
-    cdf[:, -1] = 1.0
-    cdf_flat = (cdf + np.arange(len(active_users))[:, None]).ravel()
-    cdf_excl = cdf - p
-
     n_sess = len(users)
     session_items = np.full((n_sess, int(length.max(initial=1))), -1, dtype=np.int64)
-    prev = sample_rows(cdf_flat, n_items, local, np.zeros(n_sess), np.ones(n_sess), rng)
-    session_items[:, 0] = prev
-    bounds = lat.leaf_bounds
-    for step in range(1, session_items.shape[1]):
-        alive = np.flatnonzero(length > step)
-        if len(alive) == 0:
-            break
-        rows = local[alive]
-        leaf = lat.item_leaf[prev[alive]]
-        lo = cdf_excl[rows, bounds[leaf]]
-        hi = cdf[rows, bounds[leaf + 1] - 1]
-        stay = (rng.random(len(alive)) < config.same_category) & (hi - lo > 1e-9)
-        lo = np.where(stay, lo, 0.0)
-        hi = np.where(stay, hi, 1.0)
-        nxt = sample_rows(cdf_flat, n_items, rows, lo, hi, rng)
-        session_items[alive, step] = nxt
-        prev[alive] = nxt
+    first_draws, step_draws = _draw_uniforms(length, session_items.shape[1], local, rng)
+    for block in _user_blocks(len(active_users), len(lat.appeal)):
+        _sample_sessions(block, active_users, local, first_draws, step_draws, session_items, week_start, lat, config)
 
     # one row per view, with time gaps of about 40 s between views
     sess_idx, step_idx = np.nonzero(session_items >= 0)
@@ -128,11 +196,13 @@ def _simulate_week(
 def funnel_events(views: dict, lat: Latent, config: WorldConfig, rng: np.random.Generator) -> pd.DataFrame:
     """Favourites, carts and purchases that follow each view, per segment."""
     z = np.empty(len(views["item"]))
-    for week in np.unique(views["week"]):  # one standardisation per week (8 iterations)
-        mask = views["week"] == week
-        z[mask] = standardised_utility(
-            lat, views["user"][mask], views["item"][mask], (week + 0.5) * SECONDS_PER_WEEK, config
-        )
+    for week in np.unique(views["week"]):  # one standardisation per week, by blocks of users
+        week_rows = np.flatnonzero(views["week"] == week)
+        for rows in _view_blocks(views["user"][week_rows], len(lat.appeal)):
+            rows = week_rows[rows]
+            z[rows] = standardised_utility(
+                lat, views["user"][rows], views["item"][rows], (week + 0.5) * SECONDS_PER_WEEK, config
+            )
     probs = funnel_probabilities(lat, views["user"], views["item"], z)
     fav = rng.random(len(z)) < probs[FAVORITE]
     cart = rng.random(len(z)) < probs[CART]

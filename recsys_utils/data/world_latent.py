@@ -49,6 +49,7 @@ class WorldConfig:
     promo_week: int = 5  # the week (0 = the first) with the promotion: 0 to n_weeks - 1, or the default 5
     promo_share: float = 0.12
     review_rate: float = 0.35
+    complement_rate: float = 1.0  # scales the complementary follow-up table (0 = no follow-ups)
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -61,7 +62,8 @@ INT_RANGES = {"n_users": (1, 5_000_000), "n_items": (len(tx.leaf_names()), 1_000
 REAL_RANGES = {"sessions_per_week": (0.0, 50.0, False, True), "activity_sigma": (0.0, 3.0, True, True),
                "session_continue": (0.0, 1.0, True, False), "same_category": (0.0, 1.0, True, True),
                "share_new_users": (0.0, 1.0, True, True), "share_new_items": (0.0, 1.0, True, True),
-               "promo_share": (0.0, 1.0, True, True), "review_rate": (0.0, 1.0, True, True)}
+               "promo_share": (0.0, 1.0, True, True), "review_rate": (0.0, 1.0, True, True),
+               "complement_rate": (0.0, 5.0, True, True)}
 
 
 def _bad(name: str, value, problem: str) -> str:

@@ -23,6 +23,7 @@ from recsys_utils.models.ease import EASE
 from recsys_utils.models.hybrid import AttributeHybrid, CategoryPopularity, ContentRecommender, GroupPopularity
 from recsys_utils.models.lightgcn import LightGCN
 from recsys_utils.models.mf import BiasBaseline, ExplicitMF, GlobalMean
+from recsys_utils.models.multimodal import ContentToFactors
 from recsys_utils.models.neighbors import ItemKNN, UserKNN
 from recsys_utils.models.neural import GMF, NCFMLP, IdMLP, IdMLPRegressor, NeuMF
 from recsys_utils.models.rbm import RBM
@@ -50,6 +51,7 @@ MODELS: dict[str, type[Recommender]] = {
     "deepfm": DeepFM,
     "content": ContentRecommender,
     "attribute-hybrid": AttributeHybrid,
+    "multimodal": ContentToFactors,
     "group-popularity": GroupPopularity,
     "category-popularity": CategoryPopularity,
     "global-mean": GlobalMean,
