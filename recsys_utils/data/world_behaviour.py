@@ -68,6 +68,8 @@ def _user_blocks(n_users: int, n_items: int) -> list[slice]:
     No block holds a single user unless there is only one: numpy multiplies a one-row matrix with
     a different BLAS routine (gemv), whose last bits can differ from the matrix product's.
     """
+    if n_users <= 0:
+        return []  # a week with no active user
     rows = max(2, _BLOCK_CELLS // max(n_items, 1))
     starts = list(range(0, n_users, rows))
     if len(starts) > 1 and n_users - starts[-1] == 1:
